@@ -1,0 +1,1 @@
+"""The four OpenSMM services; each is its own process and owns its own Postgres schema."""

@@ -1,0 +1,1 @@
+"""Code every OpenSMM service shares: settings, events, Kafka, Postgres, outbox, auth, metrics."""

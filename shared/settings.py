@@ -1,0 +1,115 @@
+"""Settings read from the environment (and a local `.env`), one class per service.
+
+Platform-wide values use the `SMM_` prefix; each service has its own prefix (`SMM_INGEST_`, …)
+for what only it needs. A service-level `SMM_<SERVICE>_DATABASE_URL` overrides `SMM_DATABASE_URL`.
+Nothing here is read at import time: call `load_settings`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["ingest", "publisher", "inbox", "metrics"]
+SERVICE_NAMES: tuple[ServiceName, ...] = ("ingest", "publisher", "inbox", "metrics")
+DEFAULT_HTTP_PORTS: dict[ServiceName, int] = {
+    "ingest": 8001,
+    "publisher": 8002,
+    "inbox": 8003,
+    "metrics": 8004,
+}
+
+
+class PlatformSettings(BaseSettings):
+    """What every service and the operator CLI need (prefix `SMM_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="SMM_", env_file=".env", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    database_url: SecretStr | None = None
+    topic_prefix: str = Field(
+        default="",
+        pattern=r"^[a-z0-9._-]*$",
+        description="Prepended to every topic and consumer group (isolates test runs).",
+    )
+    auth_secret: SecretStr | None = Field(
+        default=None, description="HMAC key that signs and verifies bearer tokens (HS256)."
+    )
+    auth_issuer: str = "opensmm"
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys for secrets at rest; the first one encrypts.",
+    )
+    log_level: str = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+
+class ServiceSettings(BaseSettings):
+    """Per-service settings; subclasses set the env prefix."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=0, ge=0, le=65535)
+    database_url: SecretStr | None = None
+    db_pool_min_size: int = Field(default=1, ge=0)
+    db_pool_max_size: int = Field(default=10, ge=1)
+    consumer_max_records: int = Field(default=500, ge=1, le=10_000)
+    consumer_batch_timeout_ms: int = Field(default=100, ge=1)
+    consumer_max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Tries of a failing event before it goes to the DLQ."
+    )
+    outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
+    outbox_poll_interval_s: float = Field(default=1.0, gt=0)
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+
+
+class IngestSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SMM_INGEST_", env_file=".env", extra="ignore")
+    http_port: int = DEFAULT_HTTP_PORTS["ingest"]
+
+
+class PublisherSettings(ServiceSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SMM_PUBLISHER_", env_file=".env", extra="ignore"
+    )
+    http_port: int = DEFAULT_HTTP_PORTS["publisher"]
+
+
+class InboxSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SMM_INBOX_", env_file=".env", extra="ignore")
+    http_port: int = DEFAULT_HTTP_PORTS["inbox"]
+
+
+class MetricsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SMM_METRICS_", env_file=".env", extra="ignore")
+    http_port: int = DEFAULT_HTTP_PORTS["metrics"]
+
+
+SETTINGS_CLASSES: dict[ServiceName, type[ServiceSettings]] = {
+    "ingest": IngestSettings,
+    "publisher": PublisherSettings,
+    "inbox": InboxSettings,
+    "metrics": MetricsSettings,
+}
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message names it."""
+
+
+def load_settings(service: ServiceName) -> tuple[PlatformSettings, ServiceSettings]:
+    """Read the platform and the service settings; fail with a message naming what is missing."""
+    platform = PlatformSettings()
+    own = SETTINGS_CLASSES[service]()
+    if own.database_url is None:
+        if platform.database_url is None:
+            raise ConfigError(
+                f"no database: set SMM_{service.upper()}_DATABASE_URL or SMM_DATABASE_URL"
+            )
+        own.database_url = platform.database_url
+    if platform.auth_secret is None:
+        raise ConfigError("SMM_AUTH_SECRET is not set: services cannot verify bearer tokens")
+    return platform, own
