@@ -72,9 +72,7 @@ class IngestSettings(ServiceSettings):
 
 
 class PublisherSettings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="SMM_PUBLISHER_", env_file=".env", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="SMM_PUBLISHER_", env_file=".env", extra="ignore")
     http_port: int = DEFAULT_HTTP_PORTS["publisher"]
 
 

@@ -1,0 +1,1 @@
+"""Inbox: one place to triage and answer every mention, comment and reply."""

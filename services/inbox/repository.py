@@ -1,0 +1,85 @@
+"""Every SQL statement of the inbox service. Callers own the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from shared.db import Connection
+from shared.events import MentionReceived
+
+_ITEM_COLUMNS = """
+    id, tenant_id, brand_id, source_id, network, external_id, kind, text, url, language,
+    author_id, author_handle, author_display_name, author_followers, thread_root_id,
+    parent_external_id, created_at, received_at
+"""
+
+
+async def insert_items(conn: Connection, events: Sequence[MentionReceived]) -> int:
+    """Store one item per mention event; an item already stored is left as it is."""
+    p = [e.payload for e in events]
+    result: str = await conn.execute(
+        """
+        INSERT INTO items (id, tenant_id, brand_id, source_id, network, external_id, kind, text,
+                           url, language, author_id, author_handle, author_display_name,
+                           author_followers, thread_root_id, parent_external_id, created_at,
+                           event_id)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[],
+                             $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                             $11::text[], $12::text[], $13::text[], $14::integer[], $15::text[],
+                             $16::text[], $17::timestamptz[], $18::uuid[])
+        ON CONFLICT DO NOTHING
+        """,
+        [x.mention_id for x in p],
+        [e.tenant_id for e in events],
+        [e.brand_id or "" for e in events],
+        [x.source_id for x in p],
+        [x.network for x in p],
+        [x.external_id for x in p],
+        [x.kind for x in p],
+        [x.text for x in p],
+        [x.url for x in p],
+        [x.language for x in p],
+        [x.author.id for x in p],
+        [x.author.handle for x in p],
+        [x.author.display_name for x in p],
+        [x.author.followers for x in p],
+        [x.thread.root_external_id for x in p],
+        [x.thread.parent_external_id for x in p],
+        [x.created_at for x in p],
+        [e.event_id for e in events],
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
+async def list_items(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    # Conditions are added only when used, so each shape gets a plan that walks its own index
+    # (a catch-all `$2 IS NULL OR …` would leave the generic plan unable to pick one).
+    conditions = ["tenant_id = $1"]
+    args: list[Any] = [tenant_id]
+    if brand_id is not None:
+        args.append(brand_id)
+        conditions.append(f"brand_id = ${len(args)}")
+    if after is not None:
+        args += [after[0], after[1]]
+        conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    rows = await conn.fetch(
+        f"""
+        SELECT {_ITEM_COLUMNS} FROM items
+        WHERE {" AND ".join(conditions)}
+        ORDER BY created_at DESC, id DESC
+        LIMIT ${len(args)}
+        """,
+        *args,
+    )
+    return [dict(r) for r in rows]

@@ -1,0 +1,1 @@
+"""Metrics: rollups of everything that happens, an analytics API, and Prometheus."""

@@ -1,0 +1,1 @@
+"""Publisher: posts, approvals, schedules, and publishing to networks exactly once."""

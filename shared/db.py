@@ -1,0 +1,61 @@
+"""The asyncpg pool and the error classes that tell an outage from a bad row."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What repositories accept: a connection of their own or one borrowed from the pool.
+Connection = asyncpg.Connection | PoolConnectionProxy
+
+# Errors that say the database is unreachable or restarting: the work should be retried later
+# (the Kafka batch is redelivered), never sent to a DLQ as if the event were at fault.
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, schema: str | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections decode json/jsonb and (optionally) pin the search_path."""
+    server_settings: dict[str, str] = {"application_name": f"opensmm-{schema or 'tool'}"}
+    if schema is not None:
+        server_settings["search_path"] = schema
+    pool: Any = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        server_settings=server_settings,
+        command_timeout=60,
+    )
+    return pool  # type: ignore[no-any-return]
+
+
+async def ping(pool: asyncpg.Pool, timeout_s: float = 2.0) -> bool:
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with pool.acquire() as conn:
+                return bool(await conn.fetchval("SELECT 1") == 1)
+    except Exception:
+        return False

@@ -1,0 +1,115 @@
+"""The event envelope and the event schemas: the single source of truth for what flows on Kafka.
+
+Compatibility within a major version is additive only: new fields are optional, consumers ignore
+fields they do not know. A breaking change is a new topic version.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+TenantId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+BrandId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventModel(BaseModel):
+    """Base for payloads: unknown fields are ignored, so producers may add optional fields."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    EVENT_TYPE: ClassVar[str] = ""
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+
+P = TypeVar("P", bound=EventModel)
+
+
+class Envelope(BaseModel, Generic[P]):
+    """The one envelope every event travels in."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    schema_version: int = Field(ge=1)
+    tenant_id: TenantId
+    brand_id: BrandId | None = None
+    occurred_at: datetime
+    produced_at: datetime = Field(default_factory=utcnow)
+    causation_id: uuid.UUID | None = None
+    correlation_id: uuid.UUID | None = None
+    payload: P
+
+
+# --- smm.mentions.v1 -------------------------------------------------------------------------
+
+MentionKind = Literal["mention", "comment", "reply", "direct_message", "review", "post"]
+
+
+class Author(EventModel):
+    id: str = Field(min_length=1, max_length=256)
+    handle: str = Field(min_length=1, max_length=256)
+    display_name: str | None = Field(default=None, max_length=512)
+    followers: int | None = Field(default=None, ge=0)
+    verified: bool | None = None
+
+
+class Thread(EventModel):
+    root_external_id: str
+    parent_external_id: str | None = None
+
+
+class MentionPayload(EventModel):
+    """A mention, comment or reply heard on a network, normalised by ingest for one brand."""
+
+    EVENT_TYPE: ClassVar[str] = "mention.received"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    mention_id: uuid.UUID
+    source_id: uuid.UUID
+    network: str
+    external_id: str
+    kind: MentionKind = "mention"
+    url: str | None = None
+    text: str
+    language: str | None = None
+    created_at: datetime
+    author: Author
+    thread: Thread
+
+
+class MentionReceived(Envelope[MentionPayload]):
+    type: Literal["mention.received"] = "mention.received"
+    schema_version: Literal[1] = 1
+
+
+def envelope_for(
+    payload: P,
+    *,
+    tenant_id: str,
+    brand_id: str | None,
+    occurred_at: datetime,
+    causation_id: uuid.UUID | None = None,
+    correlation_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    """Build the JSON-ready envelope for a payload class that declares its type and version."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "type": type(payload).EVENT_TYPE,
+        "schema_version": type(payload).SCHEMA_VERSION,
+        "tenant_id": tenant_id,
+        "brand_id": brand_id,
+        "occurred_at": occurred_at.isoformat(),
+        "produced_at": utcnow().isoformat(),
+        "causation_id": str(causation_id) if causation_id else None,
+        "correlation_id": str(correlation_id) if correlation_id else None,
+        "payload": payload.model_dump(mode="json"),
+    }

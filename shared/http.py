@@ -1,0 +1,130 @@
+"""HTTP pieces every service's API shares: errors, bearer auth, health, readiness, /metrics."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from shared.auth import AuthError, Principal, verify_token
+from shared.metrics import ServiceMetrics
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+class ApiError(HTTPException):
+    """An error the client can act on; the body is {"error": code, "message": …}."""
+
+    def __init__(self, status_code: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(status_code=status_code, detail=message)
+        self.code = code
+        self.extra = extra
+
+
+def validation_details(exc: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
+    """Each problem with a dotted path naming the field, e.g. `mentions.3.author.handle`."""
+    return [
+        {
+            "field": ".".join(str(p) for p in err["loc"] if p not in ("body",)),
+            "message": err["msg"],
+            "type": err["type"],
+        }
+        for err in exc.errors()
+    ]
+
+
+def unprocessable(exc: ValidationError) -> ApiError:
+    details = validation_details(exc)
+    fields = ", ".join(d["field"] for d in details[:5])
+    return ApiError(422, "invalid_body", f"invalid fields: {fields}", details=details)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        body = {"error": exc.code, "message": exc.detail, **exc.extra}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(exc)
+        fields = ", ".join(d["field"] for d in details[:5])
+        return JSONResponse(
+            {
+                "error": "invalid_request",
+                "message": f"invalid fields: {fields}",
+                "details": details,
+            },
+            status_code=422,
+        )
+
+
+def bearer_auth(secret: str, issuer: str) -> Callable[..., Awaitable[Principal]]:
+    async def authenticate(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Principal:
+        if credentials is None:
+            raise ApiError(
+                401,
+                "unauthenticated",
+                "a bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            return verify_token(secret, credentials.credentials, issuer=issuer)
+        except AuthError as exc:
+            raise ApiError(
+                401, "unauthenticated", str(exc), headers={"WWW-Authenticate": "Bearer"}
+            ) from exc
+
+    return authenticate
+
+
+def require_role(principal: Principal, roles: Sequence[str]) -> None:
+    if principal.role not in roles:
+        raise ApiError(
+            403, "forbidden", f"role {principal.role!r} may not do this; needs {', '.join(roles)}"
+        )
+
+
+def install_operational_routes(
+    app: FastAPI, metrics: ServiceMetrics, ready_checks: dict[str, ReadyCheck]
+) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        results = {name: await check() for name, check in ready_checks.items()}
+        ok = all(results.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": results},
+            status_code=status.HTTP_200_OK if ok else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.middleware("http")
+    async def record(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        # The route template, not the raw path: ids in paths would make labels unbounded.
+        label = getattr(route, "path", "unmatched")
+        metrics.http_requests.labels(request.method, label, str(response.status_code)).inc()
+        metrics.http_seconds.labels(request.method, label).observe(time.perf_counter() - started)
+        return response
