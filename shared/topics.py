@@ -80,12 +80,16 @@ async def ensure_topics(bootstrap_servers: str, prefix: str = "") -> list[str]:
                 if name not in existing:
                     wanted.append(NewTopic(name, partitions, 1, topic_configs=config))
         created: list[str] = []
-        for topic in wanted:
-            try:
-                await admin.create_topics([topic])
-                created.append(topic.name)
-            except TopicAlreadyExistsError:
-                pass  # another replica or process created it first
+        if not wanted:
+            return created
+        response = await admin.create_topics(wanted)
+        # aiokafka reports per-topic errors in the response instead of raising.
+        for name, code, *rest in response.topic_errors:
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:  # another process created it first
+                message = rest[0] if rest else ""
+                raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
         return created
     finally:
         await admin.close()

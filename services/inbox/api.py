@@ -1,6 +1,5 @@
 """Inbox's HTTP API: the item list, newest first, scoped to the caller's tenant."""
 
-from __future__ import annotations
 
 from typing import Annotated
 

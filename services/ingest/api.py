@@ -1,6 +1,5 @@
 """Ingest's HTTP API: webhook sources and the generic signed webhook."""
 
-from __future__ import annotations
 
 import uuid
 from datetime import datetime

@@ -1,0 +1,1 @@
+"""`smm`: the operator command (tokens, topics, dead letters, and the dev stack)."""

@@ -1,0 +1,3 @@
+from smmctl.main import main
+
+main()
