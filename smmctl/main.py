@@ -40,7 +40,7 @@ def token_issue(
     role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}.")],
     subject: Annotated[str | None, typer.Option(help="Who the token is for.")] = None,
     ttl_hours: Annotated[float, typer.Option(min=0.01, max=24 * 366)] = 12.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print claims and token as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
     """Issue a signed bearer token for a tenant and role."""
     if role not in ROLES:

@@ -1,6 +1,5 @@
 """Inbox's HTTP API: the item list, newest first, scoped to the caller's tenant."""
 
-
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query

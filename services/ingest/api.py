@@ -1,6 +1,5 @@
 """Ingest's HTTP API: webhook sources and the generic signed webhook."""
 
-
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
