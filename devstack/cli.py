@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
-import importlib.util
-import inspect
 import logging
 import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -168,18 +165,9 @@ def _down() -> list[int]:
 
 
 def _run_demo() -> None:
-    if importlib.util.find_spec("devstack.demo") is None:
-        typer.echo("note: devstack.demo is not written yet; skipping --demo", err=True)
-        return
-    demo: Any = importlib.import_module("devstack.demo")
-    result = demo.run()
-    if inspect.isawaitable(result):
-        awaitable: Awaitable[object] = result
+    from devstack import demo
 
-        async def finish() -> object:
-            return await awaitable
-
-        asyncio.run(finish())
+    asyncio.run(demo.run())
 
 
 def _service_running(name: str) -> bool:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import timedelta
 from typing import Annotated
 
 import typer
 
+from devstack.cli import dev_app
 from shared.auth import ROLES, issue_token
 from shared.settings import PlatformSettings
 
@@ -22,15 +22,10 @@ def _auth_secret() -> str:
     if settings.auth_secret is not None:
         return settings.auth_secret.get_secret_value()
     # Outside a configured environment, fall back to the local dev stack's secret.
-    try:
-        from devstack.state import load_secrets
-    except ImportError:  # pragma: no cover - devstack ships with the project
-        load_secrets = None
-    if load_secrets is not None and os.environ.get("SMM_NO_DEVSTACK") != "1":
-        try:
-            return load_secrets().auth_secret
-        except FileNotFoundError:
-            pass
+    from devstack.state import load_secrets, state_dir
+
+    if (state_dir() / "secrets.json").exists():
+        return load_secrets().auth_secret
     raise typer.BadParameter("SMM_AUTH_SECRET is not set and no dev stack secrets were found")
 
 
@@ -60,15 +55,7 @@ def token_issue(
         typer.echo(token)
 
 
-def _mount_dev() -> None:
-    try:
-        from devstack.cli import dev_app
-    except ImportError:  # pragma: no cover - devstack ships with the project
-        return
-    app.add_typer(dev_app, name="dev", help="Run Kafka, Postgres and the services locally.")
-
-
-_mount_dev()
+app.add_typer(dev_app, name="dev", help="Run Kafka, Postgres and the services locally.")
 
 
 def main() -> None:

@@ -102,7 +102,8 @@ async def test_pagination_and_brand_filter(
         headers=admin,
     )
     body = page.json()
-    assert len(body["items"]) == 3 and body["next_cursor"]
+    assert len(body["items"]) == 3
+    assert body["next_cursor"]
     rest = await all_items(http, services["inbox"].url, admin, brand_id="brand-a")
     assert len(rest) == 7
     assert {i["brand_id"] for i in rest} == {"brand-a"}

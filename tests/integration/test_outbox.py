@@ -38,10 +38,14 @@ def _event(tenant: str, n: int) -> OutgoingEvent:
 
 async def test_rolled_back_transaction_leaves_no_event(publisher_pool: asyncpg.Pool) -> None:
     tenant = "t-" + uuid.uuid4().hex[:8]
-    with pytest.raises(RuntimeError, match="business rule"):
+
+    async def write_then_fail() -> None:
         async with publisher_pool.acquire() as conn, conn.transaction():
             await add_events(conn, [_event(tenant, 1)])
             raise RuntimeError("business rule failed after the write")
+
+    with pytest.raises(RuntimeError, match="business rule"):
+        await write_then_fail()
     async with publisher_pool.acquire() as conn:
         assert (
             await conn.fetchval(
@@ -64,7 +68,7 @@ async def test_service_relay_publishes_committed_events_in_order_then_deletes_th
             left = await conn.fetchval(
                 "SELECT count(*) FROM outbox WHERE event->>'tenant_id' = $1", tenant
             )
-        return left == 0
+        return bool(left == 0)
 
     await wait_until(drained, timeout_s=10, what="the relay to publish and delete the rows")
 

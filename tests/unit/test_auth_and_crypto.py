@@ -34,7 +34,7 @@ def test_bad_tokens_are_refused(bad: str) -> None:
 
 
 def test_unsigned_token_is_refused() -> None:
-    unsigned = jwt.encode({"tenant": "acme", "role": "admin"}, key=None, algorithm="none")
+    unsigned = jwt.encode({"tenant": "acme", "role": "admin"}, key="", algorithm="none")
     with pytest.raises(AuthError):
         verify_token(SECRET, unsigned)
 

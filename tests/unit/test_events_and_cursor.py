@@ -27,7 +27,8 @@ def test_envelope_round_trip_ignores_unknown_fields() -> None:
     event["added_later"] = {"by": "a newer producer"}
     event["payload"]["also_new"] = 1
     parsed = MentionReceived.model_validate(event)
-    assert parsed.type == "mention.received" and parsed.schema_version == 1
+    assert parsed.type == "mention.received"
+    assert parsed.schema_version == 1
     assert parsed.payload.external_id == "x1"
     assert str(parsed.event_id) == event["event_id"]
 

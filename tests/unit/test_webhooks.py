@@ -36,7 +36,8 @@ def test_signature_round_trip_and_tampering() -> None:
     secret = new_signing_secret()
     raw = json.dumps({"mentions": [item("1")]}).encode()
     header = sign(secret, raw)
-    assert header.startswith("sha256=") and len(header) == 7 + 64
+    assert header.startswith("sha256=")
+    assert len(header) == 7 + 64
     assert signature_matches(secret, raw, header)
     assert not signature_matches(secret, raw + b" ", header)
     assert not signature_matches("other", raw, header)
@@ -51,9 +52,12 @@ def test_normalise_keeps_the_first_of_repeated_ids_and_threads_replies() -> None
     )
     assert [m.payload.external_id for m in mentions] == ["1", "2"]
     first, reply = mentions
-    assert first.payload.kind == "mention" and first.payload.thread.root_external_id == "1"
-    assert reply.payload.kind == "reply" and reply.payload.thread.parent_external_id == "1"
-    assert first.payload.network == "generic" and first.payload.source_id == SOURCE.id
+    assert first.payload.kind == "mention"
+    assert first.payload.thread.root_external_id == "1"
+    assert reply.payload.kind == "reply"
+    assert reply.payload.thread.parent_external_id == "1"
+    assert first.payload.network == "generic"
+    assert first.payload.source_id == SOURCE.id
     assert first.payload.created_at.utcoffset() is not None
     assert first.raw["text"] == "hi"
 
