@@ -1,0 +1,1 @@
+"""Connectors: one per network, each turning that network's wire format into `FetchedMention`s."""

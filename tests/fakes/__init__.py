@@ -1,0 +1,1 @@
+"""Local servers that speak networks' wire formats, for connector tests (no real network)."""
