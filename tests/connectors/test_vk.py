@@ -1,0 +1,357 @@
+"""The VK connector against fixture Callback API events (webhook) and a local VK API
+(newsfeed.search)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from services.ingest.connectors.base import (
+    AuthFailed,
+    BadConfig,
+    ConnectorError,
+    Engagement,
+    FetchedMention,
+    Media,
+    RateLimited,
+    SignatureInvalid,
+    TransientError,
+    WebhookRequest,
+)
+from services.ingest.connectors.vk import VkConfig, VkConnector
+from tests.fakes.server import serve
+from tests.fakes.vk import FakeVkApi
+
+FIXTURES = Path(__file__).parents[1] / "fixtures/vk"
+CALLBACK = json.loads((FIXTURES / "callback_events.json").read_text())
+EVENTS: dict[str, dict[str, Any]] = CALLBACK["events"]
+SEARCH_INDEX = json.loads((FIXTURES / "newsfeed_search.json").read_text())
+GROUP_ID: int = CALLBACK["group_id"]
+SECRET = "callback-secret-key"
+CODE = "a1b2c3d4"
+TOKEN = "vk1.a.fake-service-token-for-tests"
+CONNECTOR = VkConnector()
+CALLBACK_CONFIG = VkConfig(group_id=GROUP_ID, confirmation_code=CODE)
+
+
+def delivery(event: dict[str, Any], secret: str | None = SECRET) -> WebhookRequest:
+    body = dict(event)
+    if secret is not None:
+        body["secret"] = secret
+    return WebhookRequest(
+        "POST", {"content-type": "application/json"}, {}, json.dumps(body).encode()
+    )
+
+
+def parse_one(name: str) -> FetchedMention:
+    result = CONNECTOR.parse(delivery(EVENTS[name]), CALLBACK_CONFIG)
+    assert result.skipped == []
+    assert len(result.mentions) == 1, name
+    assert result.reply.body == b"ok"
+    return result.mentions[0]
+
+
+# --- Callback API: confirmation and the secret key ---------------------------------------------
+
+
+def test_the_confirmation_request_is_answered_with_exactly_the_code() -> None:
+    reply = CONNECTOR.handshake(delivery(EVENTS["confirmation"], None), CALLBACK_CONFIG, {})
+    assert reply is not None
+    assert (reply.status, reply.body, reply.content_type) == (200, CODE.encode(), "text/plain")
+    # With a secret key set, VK sends it in the confirmation too; the right one passes.
+    secured = CONNECTOR.handshake(
+        delivery(EVENTS["confirmation"]), CALLBACK_CONFIG, {"secret": SECRET}
+    )
+    assert secured is not None
+    assert secured.body == CODE.encode()
+
+
+def test_a_confirmation_for_another_community_or_with_a_wrong_secret_is_refused() -> None:
+    other = {**EVENTS["confirmation"], "group_id": GROUP_ID + 1}
+    with pytest.raises(SignatureInvalid):
+        CONNECTOR.handshake(delivery(other, None), CALLBACK_CONFIG, {})
+    with pytest.raises(SignatureInvalid):
+        CONNECTOR.handshake(
+            delivery(EVENTS["confirmation"], "wrong"), CALLBACK_CONFIG, {"secret": SECRET}
+        )
+
+
+def test_a_confirmation_without_a_code_configured_is_a_configuration_error() -> None:
+    with pytest.raises(BadConfig):
+        CONNECTOR.handshake(delivery(EVENTS["confirmation"], None), VkConfig(group_id=GROUP_ID), {})
+
+
+def test_events_are_not_handshakes() -> None:
+    assert CONNECTOR.handshake(delivery(EVENTS["wall_reply_new"]), CALLBACK_CONFIG, {}) is None
+
+
+def test_an_event_with_the_right_secret_key_is_accepted() -> None:
+    CONNECTOR.verify(delivery(EVENTS["wall_reply_new"]), CALLBACK_CONFIG, {"secret": SECRET})
+
+
+@pytest.mark.parametrize(
+    ("event", "secret", "secrets"),
+    [
+        (EVENTS["wall_reply_new"], None, {"secret": SECRET}),
+        (EVENTS["wall_reply_new"], "wrong", {"secret": SECRET}),
+        (EVENTS["wall_reply_new"], SECRET, {}),
+        ({**EVENTS["wall_reply_new"], "group_id": 1}, SECRET, {"secret": SECRET}),
+    ],
+    ids=["missing", "wrong", "unconfigured", "other-community"],
+)
+def test_an_event_without_the_right_secret_key_is_refused(
+    event: dict[str, Any], secret: str | None, secrets: dict[str, Any]
+) -> None:
+    with pytest.raises(SignatureInvalid):
+        CONNECTOR.verify(delivery(event, secret), CALLBACK_CONFIG, secrets)
+
+
+def test_a_body_that_is_not_json_is_refused_by_verify() -> None:
+    with pytest.raises(SignatureInvalid):
+        CONNECTOR.verify(
+            WebhookRequest("POST", {}, {}, b"secret=" + SECRET.encode()),
+            CALLBACK_CONFIG,
+            {"secret": SECRET},
+        )
+
+
+# --- Callback API: what each event becomes -----------------------------------------------------
+
+
+def test_a_new_wall_post_is_a_post_with_its_photo() -> None:
+    post = parse_one("wall_post_new")
+    assert post.kind == "post"
+    assert post.external_id == post.root_external_id == "-215000000_120"
+    assert post.url == "https://vk.com/wall-215000000_120"
+    assert post.author.id == "-215000000"
+    assert post.author.handle == "club215000000"
+    assert post.media == (Media("image", "https://sun9-1.userapi.com/s/v1/ig2/large.jpg"),)
+    assert post.engagement == Engagement(likes=0, reposts=0, replies=0, views=1)
+
+
+def test_a_comment_threads_under_its_post() -> None:
+    comment = parse_one("wall_reply_new")
+    assert comment.kind == "comment"
+    assert comment.external_id == "-215000000_120_501"
+    assert comment.root_external_id == comment.parent_external_id == "-215000000_120"
+    assert comment.text == "Когда будет доставка в Казань?"
+    assert comment.author.id == "3141592"
+    assert comment.author.handle == "id3141592"
+    assert comment.url == "https://vk.com/wall-215000000_120?reply=501"
+    assert comment.created_at == datetime.fromtimestamp(1762000300, UTC)
+    assert not comment.deleted
+    assert comment.edited_at is None
+
+
+def test_a_reply_to_a_comment_names_that_comment_as_parent() -> None:
+    reply = parse_one("wall_reply_new_to_comment")
+    assert reply.parent_external_id == "-215000000_120_501"
+    assert reply.root_external_id == "-215000000_120"
+    assert reply.author.id == "-215000000"  # the community answered
+    assert reply.url == "https://vk.com/wall-215000000_120?reply=502&thread=501"
+
+
+def test_an_edited_comment_keeps_its_id_and_is_marked_edited() -> None:
+    edited = parse_one("wall_reply_edit")
+    assert edited.external_id == parse_one("wall_reply_new").external_id
+    assert edited.text == "Когда будет доставка в Казань и Уфу?"
+    assert edited.edited_at is not None
+
+
+def test_a_deleted_comment_is_a_tombstone_for_the_same_id() -> None:
+    deleted = parse_one("wall_reply_delete")
+    assert deleted.deleted
+    assert deleted.external_id == parse_one("wall_reply_new").external_id
+    assert deleted.root_external_id == "-215000000_120"
+
+
+def test_other_event_types_are_acknowledged_with_ok_and_ignored() -> None:
+    result = CONNECTOR.parse(delivery(EVENTS["group_join"]), CALLBACK_CONFIG)
+    assert (result.mentions, result.skipped) == ([], [])
+    assert (result.reply.status, result.reply.body) == (200, b"ok")
+
+
+@pytest.mark.parametrize(
+    "body", [json.dumps(EVENTS["wall_reply_new_without_post"]).encode(), b"<xml/>"]
+)
+def test_a_malformed_event_is_skipped_and_still_acknowledged(body: bytes) -> None:
+    result = CONNECTOR.parse(WebhookRequest("POST", {}, {}, body), CALLBACK_CONFIG)
+    assert result.mentions == []
+    assert len(result.skipped) == 1
+    assert result.reply.body == b"ok"
+
+
+# --- pull: newsfeed.search against the local VK API --------------------------------------------
+
+
+@pytest.fixture
+async def vk_api() -> AsyncIterator[tuple[FakeVkApi, VkConfig]]:
+    fake = FakeVkApi(TOKEN)
+    fake.posts = [dict(p) for p in SEARCH_INDEX["posts"]]
+    fake.profiles = SEARCH_INDEX["profiles"]
+    fake.groups = SEARCH_INDEX["groups"]
+    async with serve(fake.app) as base_url:
+        yield fake, VkConfig(api_base=f"{base_url}/method", query="acme", page_size=2)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        yield http
+
+
+CREDENTIALS = {"access_token": TOKEN}
+
+
+async def sweep(
+    client: httpx.AsyncClient, config: VkConfig, cursor: dict[str, Any]
+) -> tuple[list[list[str]], dict[str, Any]]:
+    """Pull pages until the connector says there is no more; the ids of each page."""
+    pages: list[list[str]] = []
+    for _ in range(10):
+        page = await CONNECTOR.pull(client, config, CREDENTIALS, cursor)
+        pages.append([m.external_id for m in page.mentions])
+        cursor = page.cursor
+        if not page.more:
+            return pages, cursor
+    raise AssertionError("the sweep never ended")
+
+
+async def test_a_sweep_pages_with_next_from_newest_first(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = vk_api
+    pages, cursor = await sweep(client, config, {})
+    assert pages == [["3141592_901", "-3000001_55"], ["3141592_902", "2718281_17"], ["2718281_18"]]
+    assert [r["form"].get("start_from") for r in fake.requests] == [None, "2/fake", "4/fake"]
+    assert cursor["since"] == 1762003600
+    # The token travels in the form body, never in a URL that a log might keep.
+    assert all("access_token" not in r["query"] for r in fake.requests)
+    assert {r["form"]["v"] for r in fake.requests} == {"5.199"}
+
+
+async def test_the_next_sweep_hears_only_new_posts_even_in_the_same_second(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = vk_api
+    _, cursor = await sweep(client, config, {})
+    # One post in the very second of the previous sweep's newest, two later ones.
+    fake.posts += [
+        {"id": 903, "owner_id": 3141592, "from_id": 3141592, "date": 1762003600, "text": "acme!"},
+        {"id": 20, "owner_id": 2718281, "from_id": 2718281, "date": 1762004000, "text": "ACME"},
+        {"id": 21, "owner_id": 2718281, "from_id": 2718281, "date": 1762005000, "text": "acme"},
+    ]
+    pages, cursor = await sweep(client, config, cursor)
+    heard = [external_id for page in pages for external_id in page]
+    assert sorted(heard) == ["2718281_20", "2718281_21", "3141592_903"]
+    assert fake.requests[-1]["form"]["start_time"] == "1762003600"
+    nothing_new, _ = await sweep(client, config, cursor)
+    assert nothing_new == [[]]
+
+
+async def test_a_crash_mid_sweep_resumes_from_the_saved_page(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    _, config = vk_api
+    first = await CONNECTOR.pull(client, config, CREDENTIALS, {})
+    # The second page was fetched but ingest died before saving its cursor: it comes again.
+    lost = await CONNECTOR.pull(client, config, CREDENTIALS, first.cursor)
+    again = await CONNECTOR.pull(client, config, CREDENTIALS, first.cursor)
+    assert [m.external_id for m in again.mentions] == [m.external_id for m in lost.mentions]
+    rest, _ = await sweep(client, config, again.cursor)
+    assert rest == [["2718281_18"]]
+
+
+async def test_posts_carry_authors_links_and_counts(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    _, config = vk_api
+    page = await CONNECTOR.pull(client, config, CREDENTIALS, {})
+    person, community = page.mentions
+    assert person.kind == "post"
+    assert person.text == "Купил ботинки ACME, очень довольна"
+    assert person.url == "https://vk.com/wall3141592_901"
+    assert (person.author.id, person.author.handle) == ("3141592", "masha_iv")
+    assert person.author.display_name == "Мария Иванова"
+    assert (person.author.followers, person.author.verified) == (310, False)
+    assert person.engagement == Engagement(likes=12, reposts=1, replies=3, views=450)
+    assert person.created_at == datetime.fromtimestamp(1762003600, UTC)
+    assert (community.author.id, community.author.handle) == ("-3000001", "shoe_review")
+    assert (community.author.followers, community.author.verified) == (48000, True)
+    assert community.media == (Media("link", "https://example.org/review"),)
+
+
+async def test_a_malformed_post_is_skipped_and_the_page_goes_on(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = vk_api
+    fake.posts.append({"id": 999, "owner_id": 5, "date": 1762009999, "text": "acme, no author"})
+    page = await CONNECTOR.pull(client, config, CREDENTIALS, {})
+    assert [m.external_id for m in page.mentions] == ["3141592_901"]
+    assert [s.raw["id"] for s in page.skipped] == [999]
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (5, AuthFailed),
+        (6, RateLimited),
+        (9, RateLimited),
+        (29, RateLimited),
+        (10, TransientError),
+        (100, BadConfig),
+    ],
+)
+async def test_vk_errors_in_a_200_answer_are_told_apart(
+    vk_api: tuple[FakeVkApi, VkConfig],
+    client: httpx.AsyncClient,
+    code: int,
+    error: type[ConnectorError],
+) -> None:
+    fake, config = vk_api
+    fake.errors.append((code, "from the fake"))
+    with pytest.raises(error, match=f"error {code}"):
+        await CONNECTOR.pull(client, config, CREDENTIALS, {})
+
+
+async def test_a_rate_limit_says_how_long_to_wait(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = vk_api
+    fake.errors.append((6, "Too many requests per second"))
+    with pytest.raises(RateLimited) as caught:
+        await CONNECTOR.pull(client, config, CREDENTIALS, {})
+    assert caught.value.retry_after_s > 0
+    assert len((await CONNECTOR.pull(client, config, CREDENTIALS, {})).mentions) == 2
+
+
+async def test_a_revoked_token_asks_for_reconnection(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    _, config = vk_api
+    with pytest.raises(AuthFailed, match="reconnect"):
+        await CONNECTOR.pull(client, config, {"access_token": "revoked"}, {})
+
+
+async def test_an_unavailable_api_is_transient(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = vk_api
+    fake.http_status = 503
+    with pytest.raises(TransientError):
+        await CONNECTOR.pull(client, config, CREDENTIALS, {})
+
+
+async def test_searching_without_a_query_is_a_configuration_error(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = vk_api
+    with pytest.raises(BadConfig):
+        await CONNECTOR.pull(client, config.model_copy(update={"query": None}), CREDENTIALS, {})
+    assert fake.requests == []
