@@ -1,4 +1,5 @@
-"""`smm dev …`: start, stop and inspect the dev stack (Kafka, Postgres and the four services)."""
+"""`smm dev …`: start, stop and inspect the dev stack (Kafka, Postgres, the sandbox network and the
+four services)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,13 @@ from shared.settings import SERVICE_NAMES
 
 dev_app = typer.Typer(
     name="dev",
-    help="Run the dev stack: a real Kafka broker, a real Postgres and the four services.",
+    help="Run the dev stack: a real Kafka broker, a real Postgres, the sandbox network and the "
+    "four services.",
     no_args_is_help=True,
     add_completion=False,
 )
 
-COMPONENTS: tuple[str, ...] = ("kafka", "postgres", *SERVICE_NAMES)
+COMPONENTS: tuple[str, ...] = ("kafka", "postgres", "sandbox", *SERVICE_NAMES)
 
 
 def _setup_logging() -> None:
@@ -119,12 +121,26 @@ async def _service_row(name: str, client: httpx.AsyncClient) -> Row:
     )
 
 
+async def _sandbox_row(client: httpx.AsyncClient) -> Row:
+    pid = state.sandbox_pid()
+    health = await services.sandbox_readiness(client) if pid is not None else "-"
+    return Row(
+        "sandbox",
+        "running" if pid is not None else "stopped",
+        pid,
+        state.sandbox_url(),
+        health,
+        state.log_file("sandbox"),
+    )
+
+
 async def _rows() -> list[Row]:
     async with httpx.AsyncClient(timeout=2.0) as client:
         return list(
             await asyncio.gather(
                 _kafka_row(),
                 _postgres_row(),
+                _sandbox_row(client),
                 *(_service_row(name, client) for name in SERVICE_NAMES),
             )
         )
@@ -151,6 +167,7 @@ def _print_table(rows: list[Row], *, with_logs: bool) -> None:
 async def _up(infra_only: bool) -> None:
     await state.infra_up()
     if not infra_only:
+        await services.wait_sandbox_ready(services.launch_sandbox())
         await services.start_all()
         state.write_state()
 
@@ -159,9 +176,10 @@ def _down() -> list[int]:
     """Stop everything the dev stack runs; return the ports still in use afterwards."""
     with state.devstack_lock():
         services.stop_all()
+        services.stop_sandbox()
         state.infra_down()
         state.clear_state()
-    return wait_ports_closed([*state.infra_ports(), *services.ports()])
+    return wait_ports_closed([*state.infra_ports(), state.sandbox_port(), *services.ports()])
 
 
 def _run_demo() -> None:
@@ -172,6 +190,10 @@ def _run_demo() -> None:
 
 def _service_running(name: str) -> bool:
     return state.service_pid(name) is not None
+
+
+def _sandbox_running() -> bool:
+    return state.sandbox_pid() is not None
 
 
 def _stay_attached(infra_only: bool) -> None:
@@ -188,6 +210,7 @@ def _stay_attached(infra_only: bool) -> None:
         "postgres": state.postgres_running,
     }
     if not infra_only:
+        watched["sandbox"] = _sandbox_running
         for name in SERVICE_NAMES:
             watched[name] = functools.partial(_service_running, name)
     reported: set[str] = set()
@@ -213,7 +236,8 @@ def up(
         bool, typer.Option("--demo", help="Run devstack.demo once everything is up.")
     ] = False,
 ) -> None:
-    """Start Kafka, Postgres, the database, the topics and the services (idempotent)."""
+    """Start Kafka, Postgres, the database, the topics, the sandbox network and the services
+    (idempotent)."""
     _setup_logging()
     try:
         asyncio.run(_up(infra_only))
@@ -233,7 +257,7 @@ def up(
 
 @dev_app.command()
 def down() -> None:
-    """Stop the services, Kafka and Postgres the dev stack started."""
+    """Stop the services, the sandbox network, Kafka and Postgres the dev stack started."""
     _setup_logging()
     try:
         still_open = _down()

@@ -1,4 +1,5 @@
-"""Run the four services as detached processes against the dev stack, and stop them."""
+"""Run the four services and the sandbox network as detached processes against the dev stack,
+and stop them."""
 
 from __future__ import annotations
 
@@ -21,8 +22,13 @@ from devstack.procs import (
     write_pid,
 )
 from devstack.state import (
+    SANDBOX_MODULE,
     log_file,
     repo_root,
+    sandbox_pid,
+    sandbox_pid_file,
+    sandbox_port,
+    sandbox_url,
     service_env,
     service_pid,
     service_pid_file,
@@ -133,3 +139,72 @@ def stop_all() -> list[str]:
 
 def ports() -> list[int]:
     return [service_port(name) for name in SERVICE_NAMES]
+
+
+# --- the sandbox network -----------------------------------------------------------------------
+
+
+def launch_sandbox() -> int:
+    """Start `python -m devstack.sandbox` detached unless it runs; return its pid."""
+    pid = sandbox_pid()
+    if pid is not None:
+        return pid
+    port = sandbox_port()
+    if port_open(port):
+        raise DevstackError(
+            f"port {port} for the sandbox is taken by a process the dev stack did not start "
+            "(set SMM_DEVSTACK_SANDBOX_PORT to use another)"
+        )
+    log.info("starting the sandbox network on %s (log %s)", sandbox_url(), log_file("sandbox"))
+    pid = spawn_detached(
+        [sys.executable, "-m", SANDBOX_MODULE, "--port", str(port)],
+        log_file=log_file("sandbox"),
+        cwd=repo_root(),
+        env=dict(os.environ),
+    )
+    write_pid(sandbox_pid_file(), pid)
+    return pid
+
+
+async def sandbox_readiness(client: httpx.AsyncClient) -> str:
+    """'ready', or why not."""
+    try:
+        response = await client.get(f"{sandbox_url()}/readyz")
+    except httpx.HTTPError:
+        return "no answer"
+    return "ready" if response.status_code == 200 else f"readyz {response.status_code}"
+
+
+async def wait_sandbox_ready(pid: int, timeout_s: float = READY_TIMEOUT_S) -> None:
+    """Wait for the sandbox's /readyz; fail with its log tail if it dies or hangs."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while (health := await sandbox_readiness(client)) != "ready":
+            if not pid_alive(pid, SANDBOX_MODULE):
+                sandbox_pid_file().unlink(missing_ok=True)
+                raise DevstackError(
+                    with_log_tail(
+                        "sandbox exited during start-up", log_file("sandbox"), LOG_TAIL_LINES
+                    )
+                )
+            if time.monotonic() >= deadline:
+                await asyncio.to_thread(stop_sandbox)
+                raise DevstackError(
+                    with_log_tail(
+                        f"sandbox not ready after {timeout_s:.0f} s ({health})",
+                        log_file("sandbox"),
+                        LOG_TAIL_LINES,
+                    )
+                )
+            await asyncio.sleep(0.2)
+
+
+def stop_sandbox() -> bool:
+    """Stop the sandbox network if it runs; return whether it did."""
+    pid = sandbox_pid()
+    if pid is None:
+        return False
+    log.info("stopping the sandbox (pid %d)", pid)
+    stop_process_group(pid, SANDBOX_MODULE, timeout_s=STOP_TIMEOUT_S)
+    sandbox_pid_file().unlink(missing_ok=True)
+    return True

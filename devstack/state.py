@@ -49,6 +49,7 @@ class DevstackSettings(BaseSettings):
     )
     kafka_port: int = Field(default=9092, ge=1, le=65534, description="Controller: this port + 1")
     pg_port: int = Field(default=55432, ge=1, le=65535)
+    sandbox_port: int = Field(default=8010, ge=1, le=65535, description="The sandbox network")
 
 
 def _settings() -> DevstackSettings:
@@ -274,6 +275,27 @@ def service_pid(service: str) -> int | None:
     return read_pid(service_pid_file(service), f"services.{_service_name(service)}")
 
 
+SANDBOX_MODULE = "devstack.sandbox"
+
+
+def sandbox_port() -> int:
+    return _settings().sandbox_port
+
+
+def sandbox_url() -> str:
+    """Where the sandbox network (Mastodon API subset) answers, e.g. http://127.0.0.1:8010."""
+    return f"http://{LOCAL_HOST}:{sandbox_port()}"
+
+
+def sandbox_pid_file() -> Path:
+    return run_dir() / "sandbox.pid"
+
+
+def sandbox_pid() -> int | None:
+    """The pid of the dev stack's sandbox network process, if it runs."""
+    return read_pid(sandbox_pid_file(), SANDBOX_MODULE)
+
+
 # --- infrastructure --------------------------------------------------------------------------
 
 
@@ -397,6 +419,12 @@ def write_state() -> None:
                 "log": str(log_file(name)),
             }
             for name in SERVICE_NAMES
+        },
+        "sandbox": {
+            "url": sandbox_url(),
+            "port": sandbox_port(),
+            "pid": sandbox_pid(),
+            "log": str(log_file("sandbox")),
         },
     }
     _write_private(state_file(), data)
