@@ -1,0 +1,1 @@
+"""Benchmarks of OpenSMM components, run as `python -m bench.<name>`."""
