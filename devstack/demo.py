@@ -1,5 +1,6 @@
-"""The `make up` demo: a brand gets a webhook source, a few mentions arrive signed, and they show up
-in the inbox — all through the services' public HTTP APIs."""
+"""The `make up` demo, through the services' public HTTP APIs only: a brand with listening queries,
+a signed webhook delivery, and live traffic from the sandbox network (a local Mastodon) that ingest
+polls and the inbox shows within a minute."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import typer
 
-from devstack.state import load_secrets, service_url
+from devstack.state import load_secrets, sandbox_url, service_url
 from shared.auth import issue_token
 
 TENANT = "demo-agency"
@@ -41,6 +42,13 @@ async def run() -> None:
     auth = {"Authorization": f"Bearer {token}"}
     ingest, inbox = service_url("ingest"), service_url("inbox")
     async with httpx.AsyncClient(timeout=10.0) as client:
+        brand = await client.post(
+            f"{ingest}/api/v1/brands",
+            json={"id": BRAND, "name": "Demo Sneakers", "timezone": "Europe/Berlin"},
+            headers=auth,
+        )
+        if brand.status_code not in (201, 409):  # 409: an earlier demo made it
+            brand.raise_for_status()
         created = await client.post(
             f"{ingest}/api/v1/sources",
             json={"brand_id": BRAND, "name": "Demo reviews relay"},
@@ -90,4 +98,88 @@ async def run() -> None:
     )
     typer.echo(f"  API docs: {ingest}/api/v1/docs and {inbox}/api/v1/docs\n")
     if len(items) != len(wanted):
+        raise typer.Exit(code=1)
+    await _sandbox_traffic(auth, run_id)
+
+
+async def _sandbox_traffic(auth: dict[str, str], run_id: str) -> None:
+    """Start sandbox traffic that @mentions the brand's account and names it and a competitor,
+    and point two pull sources at it: the account's notifications and a search."""
+    ingest, inbox, sandbox = service_url("ingest"), service_url("inbox"), sandbox_url()
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        account = await client.post(
+            f"{sandbox}/sandbox/accounts",
+            json={
+                "username": f"demo_sneakers_{run_id}",
+                "display_name": "Demo Sneakers",
+                "followers_count": 12000,
+            },
+        )
+        account.raise_for_status()
+        brand_account = account.json()
+        for name, expression, role, competitor in [
+            ("Brand name", '"demo sneakers" OR #demosneakers', "brand", None),
+            ("RivalRun", "rivalrun OR #rivalrun", "competitor", "RivalRun"),
+        ]:
+            query = await client.post(
+                f"{ingest}/api/v1/queries",
+                json={
+                    "brand_id": BRAND,
+                    "name": name,
+                    "expression": expression,
+                    "role": role,
+                    "competitor": competitor,
+                },
+                headers=auth,
+            )
+            query.raise_for_status()
+        for name, mode, match_mode, extra in [
+            ("Sandbox mentions of @demo_sneakers", "notifications", "brand", {}),
+            ("Sandbox search", "search", "queries", {"query": "sneakers"}),
+        ]:
+            source = await client.post(
+                f"{ingest}/api/v1/sources",
+                json={
+                    "kind": "pull",
+                    "network": "mastodon",
+                    "brand_id": BRAND,
+                    "name": name,
+                    "match_mode": match_mode,
+                    "config": {"api_base": sandbox, "mode": mode, **extra},
+                    "credentials": {"access_token": brand_account["access_token"]},
+                    "interval_s": 10,
+                },
+                headers=auth,
+            )
+            source.raise_for_status()
+        traffic = await client.post(
+            f"{sandbox}/sandbox/traffic",
+            json={
+                "rate_per_s": 2,
+                "brands": ["Demo Sneakers"],
+                "competitors": ["RivalRun"],
+                "languages": ["en", "ru"],
+                "mention_accounts": [brand_account["id"]],
+                "seed": 1,
+            },
+        )
+        traffic.raise_for_status()
+        typer.echo("Sandbox traffic started (2 statuses/s); ingest polls it every 10 s.")
+        started = time.monotonic()
+        seen: list[dict[str, Any]] = []
+        while time.monotonic() - started < 60:
+            page = await client.get(
+                f"{inbox}/api/v1/items", params={"brand_id": BRAND, "limit": 200}, headers=auth
+            )
+            seen = [i for i in page.json()["items"] if i["network"] == "mastodon"]
+            if len(seen) >= 5:
+                break
+            await asyncio.sleep(1)
+    typer.echo(
+        f"{len(seen)} sandbox mentions in the inbox after {time.monotonic() - started:.0f}s, e.g.:"
+    )
+    for item in seen[:5]:
+        typer.echo(f"  {item['author']['handle']:<22} {item['text'][:90]}")
+    typer.echo(f"Stop the traffic: curl -X DELETE {sandbox}/sandbox/traffic\n")
+    if not seen:
         raise typer.Exit(code=1)

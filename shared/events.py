@@ -67,8 +67,33 @@ class Thread(EventModel):
     parent_external_id: str | None = None
 
 
+class MediaRef(EventModel):
+    type: str
+    url: str
+
+
+class Engagement(EventModel):
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    views: int | None = None
+
+
+class QueryMatch(EventModel):
+    """A listening query that matched; `role` tells a brand's own query from a competitor's."""
+
+    query_id: uuid.UUID
+    version: int
+    role: Literal["brand", "competitor"] = "brand"
+    competitor: str | None = None
+
+
 class MentionPayload(EventModel):
-    """A mention, comment or reply heard on a network, normalised by ingest for one brand."""
+    """A mention, comment or reply heard on a network, normalised by ingest for one brand.
+
+    `mention.received` carries it when the brand first hears of the item, `mention.updated` with
+    the item's new state when the network reports an edit.
+    """
 
     EVENT_TYPE: ClassVar[str] = "mention.received"
     SCHEMA_VERSION: ClassVar[int] = 1
@@ -84,6 +109,14 @@ class MentionPayload(EventModel):
     created_at: datetime
     author: Author
     thread: Thread
+    # Added in schema version 1 as optional fields (older producers omit them).
+    item_id: uuid.UUID | None = None  # ingest's id of the item, shared by every brand it matched
+    replies_to_post_id: uuid.UUID | None = None  # our published post this replies to
+    media: list[MediaRef] = Field(default_factory=list)
+    engagement: Engagement | None = None
+    edited_at: datetime | None = None
+    # Empty when the brand's own source delivered it (its account's mentions, a brand webhook).
+    matches: list[QueryMatch] = Field(default_factory=list)
 
 
 class MentionReceived(Envelope[MentionPayload]):
@@ -91,9 +124,54 @@ class MentionReceived(Envelope[MentionPayload]):
     schema_version: Literal[1] = 1
 
 
+class MentionUpdated(Envelope[MentionPayload]):
+    type: Literal["mention.updated"] = "mention.updated"
+    schema_version: Literal[1] = 1
+
+
+class MentionDeletedPayload(EventModel):
+    EVENT_TYPE: ClassVar[str] = "mention.deleted"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    mention_id: uuid.UUID
+    network: str
+    external_id: str
+    deleted_at: datetime
+
+
+class MentionDeleted(Envelope[MentionDeletedPayload]):
+    type: Literal["mention.deleted"] = "mention.deleted"
+    schema_version: Literal[1] = 1
+
+
+# --- smm.posts.v1 ----------------------------------------------------------------------------
+
+
+class PostPublishedPayload(EventModel):
+    """A post or reply of ours went out on a network (publisher); ingest tracks its comments."""
+
+    EVENT_TYPE: ClassVar[str] = "post.published"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    post_id: uuid.UUID
+    channel_id: uuid.UUID
+    network: str
+    external_id: str  # the network's id of the published item
+    url: str | None = None
+    published_at: datetime
+    # Until when ingest should collect replies to it (None: the platform default window).
+    track_replies_until: datetime | None = None
+
+
+class PostPublished(Envelope[PostPublishedPayload]):
+    type: Literal["post.published"] = "post.published"
+    schema_version: Literal[1] = 1
+
+
 def envelope_for(
     payload: P,
     *,
+    event_type: str | None = None,
     tenant_id: str,
     brand_id: str | None,
     occurred_at: datetime,
@@ -103,7 +181,7 @@ def envelope_for(
     """Build the JSON-ready envelope for a payload class that declares its type and version."""
     return {
         "event_id": str(uuid.uuid4()),
-        "type": type(payload).EVENT_TYPE,
+        "type": event_type or type(payload).EVENT_TYPE,
         "schema_version": type(payload).SCHEMA_VERSION,
         "tenant_id": tenant_id,
         "brand_id": brand_id,

@@ -69,6 +69,14 @@ class ServiceSettings(BaseSettings):
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SMM_INGEST_", env_file=".env", extra="ignore")
     http_port: int = DEFAULT_HTTP_PORTS["ingest"]
+    scheduler_enabled: bool = Field(default=True, description="Poll pull sources in this replica.")
+    scheduler_concurrency: int = Field(default=16, ge=1, le=512)
+    source_lease_s: float = Field(default=120.0, ge=10)
+    pull_timeout_s: float = Field(default=60.0, ge=1)
+    raw_retention_days: int = Field(default=90, ge=1, description="Audit copies kept this long.")
+    reply_tracking_days: int = Field(
+        default=7, ge=1, description="How long replies to a published post are collected."
+    )
 
 
 class PublisherSettings(ServiceSettings):

@@ -5,17 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from services.inbox import repository
-from services.inbox.items import (
-    BadCursor,
-    InboxItem,
-    ItemAuthor,
-    ItemPage,
-    decode_cursor,
-    encode_cursor,
-)
+from services.inbox.items import InboxItem, ItemAuthor, ItemPage
 from shared.auth import Principal
 from shared.events import BrandId
 from shared.http import ApiError
+from shared.pagination import BadCursor, decode_cursor, encode_cursor
 from shared.runtime import Runtime
 
 

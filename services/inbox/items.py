@@ -1,10 +1,7 @@
-"""Inbox items as the API shows them, and the opaque cursor of newest-first pagination."""
+"""Inbox items as the API shows them."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from datetime import datetime
 
@@ -39,24 +36,3 @@ class InboxItem(BaseModel):
 class ItemPage(BaseModel):
     items: list[InboxItem]
     next_cursor: str | None
-
-
-class BadCursor(ValueError):
-    pass
-
-
-def encode_cursor(created_at: datetime, item_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(item_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, item_id = json.loads(raw)
-        parsed = datetime.fromisoformat(created_at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return parsed, uuid.UUID(item_id)
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise BadCursor("cursor is not one this API returned") from exc

@@ -16,7 +16,7 @@ from tests.support import ServiceProcess, mention, post_mentions, signed, token
 
 async def stored(admin_db: asyncpg.Connection, source: dict[str, Any]) -> int:
     count = await admin_db.fetchval(
-        "SELECT count(*) FROM ingest.mentions WHERE source_id = $1", uuid.UUID(source["id"])
+        "SELECT count(*) FROM ingest.item_matches WHERE source_id = $1", uuid.UUID(source["id"])
     )
     outbox = await admin_db.fetchval(
         "SELECT count(*) FROM ingest.outbox WHERE event->'payload'->>'source_id' = $1",

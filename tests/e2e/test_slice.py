@@ -85,6 +85,11 @@ async def test_pagination_and_brand_filter(
     source: dict[str, Any],
 ) -> None:
     admin = token(stack.auth_secret, tenant, "admin")
+    await http.post(
+        services["ingest"].url + "/api/v1/brands",
+        json={"id": "brand-b", "name": "B"},
+        headers=admin,
+    )
     other = await http.post(
         services["ingest"].url + "/api/v1/sources", json={"brand_id": "brand-b"}, headers=admin
     )

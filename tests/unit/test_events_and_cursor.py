@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.inbox.items import BadCursor, decode_cursor, encode_cursor
 from shared.events import Author, MentionPayload, MentionReceived, Thread, envelope_for
+from shared.pagination import BadCursor, decode_cursor, encode_cursor
 
 
 def payload() -> MentionPayload:

@@ -1,25 +1,20 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from pydantic import ValidationError
 
-from services.ingest.webhooks import (
-    SourceRef,
-    WebhookBody,
+from services.ingest.connectors.base import SignatureInvalid, WebhookRequest
+from services.ingest.connectors.generic import (
+    GenericWebhookConfig,
+    GenericWebhookConnector,
     new_signing_secret,
-    normalise,
     sign,
     signature_matches,
 )
 
-SOURCE = SourceRef(uuid.uuid4(), "acme", "shoes", "generic")
-
-
-def body(*items: dict[str, object]) -> WebhookBody:
-    return WebhookBody.model_validate({"mentions": list(items)})
+CONNECTOR = GenericWebhookConnector()
 
 
 def item(external_id: str, **extra: object) -> dict[str, object]:
@@ -30,6 +25,11 @@ def item(external_id: str, **extra: object) -> dict[str, object]:
         "created_at": "2026-11-01T10:00:00+03:00",
         **extra,
     }
+
+
+def delivery(*items: dict[str, object], key: str = "s3cret") -> WebhookRequest:
+    body = json.dumps({"mentions": list(items)}).encode()
+    return WebhookRequest("POST", {"x-smm-signature": sign(key, body)}, {}, body)
 
 
 def test_signature_round_trip_and_tampering() -> None:
@@ -46,20 +46,28 @@ def test_signature_round_trip_and_tampering() -> None:
     assert not signature_matches(secret, raw, header.upper())
 
 
-def test_normalise_keeps_the_first_of_repeated_ids_and_threads_replies() -> None:
-    mentions = normalise(
-        SOURCE, body(item("1"), item("2", in_reply_to="1"), item("1", text="again"))
+def test_verify_uses_the_source_secret() -> None:
+    request = delivery(item("1"))
+    CONNECTOR.verify(request, GenericWebhookConfig(), {"signing_secret": "s3cret"})
+    with pytest.raises(SignatureInvalid):
+        CONNECTOR.verify(request, GenericWebhookConfig(), {"signing_secret": "other"})
+    with pytest.raises(SignatureInvalid):
+        CONNECTOR.verify(request, GenericWebhookConfig(), {})
+
+
+def test_parse_threads_replies_and_keeps_the_raw_item() -> None:
+    result = CONNECTOR.parse(
+        delivery(item("1"), item("2", in_reply_to="1")), GenericWebhookConfig(network="forum")
     )
-    assert [m.payload.external_id for m in mentions] == ["1", "2"]
-    first, reply = mentions
-    assert first.payload.kind == "mention"
-    assert first.payload.thread.root_external_id == "1"
-    assert reply.payload.kind == "reply"
-    assert reply.payload.thread.parent_external_id == "1"
-    assert first.payload.network == "generic"
-    assert first.payload.source_id == SOURCE.id
-    assert first.payload.created_at.utcoffset() is not None
+    first, reply = result.mentions
+    assert first.kind == "mention"
+    assert first.root_external_id == "1"
+    assert reply.kind == "reply"
+    assert reply.parent_external_id == "1"
+    assert first.network == "forum"
+    assert first.created_at.utcoffset() is not None
     assert first.raw["text"] == "hi"
+    assert result.reply.status == 202
 
 
 @pytest.mark.parametrize(
@@ -72,11 +80,13 @@ def test_normalise_keeps_the_first_of_repeated_ids_and_threads_replies() -> None
 )
 def test_invalid_fields_are_located(change: dict[str, object], where: tuple[object, ...]) -> None:
     with pytest.raises(ValidationError) as caught:
-        body({**item("1"), **change})
+        CONNECTOR.parse(delivery({**item("1"), **change}), GenericWebhookConfig())
     assert where in [e["loc"] for e in caught.value.errors()]
 
 
 def test_at_most_1000_mentions_per_request() -> None:
-    body(*[item(str(i)) for i in range(1000)])
+    assert (
+        len(CONNECTOR.parse(delivery(*[item(str(i)) for i in range(1000)]), None).mentions) == 1000
+    )
     with pytest.raises(ValidationError):
-        body(*[item(str(i)) for i in range(1001)])
+        CONNECTOR.parse(delivery(*[item(str(i)) for i in range(1001)]), None)

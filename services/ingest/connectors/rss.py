@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 import httpx
 from pydantic import field_validator
 
