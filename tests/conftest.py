@@ -75,6 +75,21 @@ async def services(stack: SessionStack) -> AsyncIterator[dict[str, ServiceProces
             proc.stop()
 
 
+@pytest.fixture(scope="session")
+async def sandbox(stack: SessionStack) -> AsyncIterator[str]:
+    """The sandbox network (a local Mastodon) as its own process, rate limits off."""
+    port = free_port()
+    proc = ServiceProcess("sandbox", {}, port, stack.logs / "sandbox.log")
+    proc.module = "devstack.sandbox"
+    proc.args = ["--port", str(port), "--rate-limit", "0"]
+    proc.start()
+    try:
+        await proc.wait_ready()
+        yield proc.url
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 async def admin_db(stack: SessionStack) -> AsyncIterator[asyncpg.Connection]:
     """A superuser connection to the session's database, for assertions on stored rows."""

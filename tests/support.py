@@ -59,6 +59,8 @@ class ServiceProcess:
     port: int
     log_path: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    module: str = ""
+    args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -67,7 +69,7 @@ class ServiceProcess:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}"],
+            [sys.executable, "-m", self.module or f"services.{self.name}", *self.args],
             cwd=REPO,
             env={**os.environ, **self.env},
             stdout=log,

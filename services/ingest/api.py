@@ -134,7 +134,7 @@ class SourceCreate(BaseModel):
     kind: Literal["generic_webhook", "webhook", "pull"] = "generic_webhook"
     network: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = "generic"
     brand_id: BrandId | None = None
-    name: Name = "Generic webhook"
+    name: Name | None = Field(default=None, description="Default: network and kind.")
     match_mode: Literal["brand", "queries"] = Field(
         default="brand",
         description="'brand': every item belongs to brand_id (the brand's own account or "
@@ -615,7 +615,7 @@ def build_api(
                 network=config.get("network", network)
                 if body.kind == "generic_webhook"
                 else network,
-                name=body.name,
+                name=body.name or f"{network} {body.kind.replace('_', ' ')}",
                 match_mode=body.match_mode,
                 config=config,
                 secret_encrypted=secrets.seal_dict(box, source_secrets) if source_secrets else None,

@@ -695,9 +695,7 @@ def _json_text(value: Any) -> str | None:
 
 
 def _item_columns(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
-    return [
-        [_json_text(r[f]) if f in _JSON_FIELDS else r[f] for r in rows] for f in _ITEM_FIELDS
-    ]
+    return [[_json_text(r[f]) if f in _JSON_FIELDS else r[f] for r in rows] for f in _ITEM_FIELDS]
 
 
 async def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
