@@ -64,6 +64,9 @@ async def services(stack: SessionStack) -> AsyncIterator[dict[str, ServiceProces
         env = dev.service_env(
             name, database=stack.database, topic_prefix=stack.topic_prefix, http_port=port
         )
+        # A killed replica's sources wait out its lease; keep that short so tests see the
+        # takeover in seconds (production default: 120 s).
+        env["SMM_INGEST_SOURCE_LEASE_S"] = "15"
         procs[name] = ServiceProcess(name, env, port, stack.logs / f"{name}.log")
         procs[name].start()
     try:

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from aiokafka import AIOKafkaConsumer
 
 from shared.auth import issue_token
 
@@ -162,3 +164,29 @@ async def all_items(
         cursor = page["next_cursor"]
         if not cursor:
             return items
+
+
+async def events_for(bootstrap: str, topic: str, tenant: str, count: int) -> list[dict[str, Any]]:
+    """The first `count` events of `tenant` on `topic`, read from the start."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-{uuid.uuid4()}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(found) < count:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    for r in records:
+                        try:
+                            body = json.loads(r.value)
+                        except ValueError:
+                            continue  # another test's poison events share the topic
+                        if isinstance(body, dict) and body.get("tenant_id") == tenant:
+                            found.append(body)
+    finally:
+        await consumer.stop()
+    return found

@@ -155,6 +155,10 @@ class SourceUpdate(BaseModel):
     interval_s: int | None = Field(default=None, ge=10, le=86_400)
 
 
+class Backfill(BaseModel):
+    since: AwareDatetime = Field(description="Re-read the source from this time on.")
+
+
 class SourceOut(BaseModel):
     id: uuid.UUID
     tenant_id: str
@@ -707,6 +711,35 @@ def build_api(
     async def run_source_now(source_id: uuid.UUID, caller: Caller) -> SourceOut:
         """Poll a pull source as soon as a scheduler is free."""
         return await set_state(caller, source_id, None, True)
+
+    @router.post("/sources/{source_id}/backfill", response_model=SourceOut, tags=["sources"])
+    async def backfill_source(source_id: uuid.UUID, body: Backfill, caller: Caller) -> SourceOut:
+        """Re-read a pull source from a past time. Items already stored are not emitted again
+        (one item per network id), so overlapping what was heard is safe."""
+        require_role(caller, WRITERS)
+        if body.since > datetime.now(UTC):
+            raise ApiError(
+                422,
+                "invalid_body",
+                "since is in the future",
+                details=[{"field": "since", "message": "must be in the past"}],
+            )
+        async with rt.pool.acquire() as conn, conn.transaction():
+            row = await own_source(conn, caller, source_id)
+            connector = pull_connectors.get(row.network) if row.kind == "pull" else None
+            make_cursor = getattr(connector, "backfill_cursor", None)
+            if make_cursor is None:
+                raise ApiError(
+                    422,
+                    "backfill_unsupported",
+                    f"{row.network} {row.kind} sources cannot be backfilled",
+                )
+            updated = await repository.update_source(
+                conn, source_id, cursor=make_cursor(body.since), run_now=True
+            )
+            assert updated is not None
+            (view,) = await source_view(conn, [updated])
+        return view
 
     @router.delete("/sources/{source_id}", status_code=204, tags=["sources"])
     async def delete_source(source_id: uuid.UUID, caller: Caller) -> Response:

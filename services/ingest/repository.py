@@ -417,6 +417,7 @@ async def update_source(
     interval_s: int | None = None,
     status: str | None = None,
     run_now: bool = False,
+    cursor: dict[str, Any] | None = None,
 ) -> SourceRow | None:
     row = await conn.fetchrow(
         f"""
@@ -429,6 +430,7 @@ async def update_source(
             status = coalesce($7, status),
             consecutive_failures = CASE WHEN $7 = 'active' THEN 0 ELSE consecutive_failures END,
             next_run_at = CASE WHEN $8 THEN now() ELSE next_run_at END,
+            cursor = coalesce($9, cursor),
             updated_at = now()
         WHERE id = $1 AND deleted_at IS NULL
         RETURNING {_SOURCE}
@@ -441,6 +443,7 @@ async def update_source(
         interval_s,
         status,
         run_now,
+        cursor,
     )
     return SourceRow(**dict(row)) if row else None
 
@@ -773,6 +776,71 @@ async def track_post(conn: Connection, row: dict[str, Any]) -> None:
         row["published_at"],
         row["track_until"],
     )
+
+
+async def claim_due_tracked_posts(
+    conn: Connection, lease_s: float, limit: int
+) -> list[dict[str, Any]]:
+    """Posts whose replies are due for a poll; pushing `next_poll_at` forward is the lease."""
+    rows = await conn.fetch(
+        """
+        UPDATE tracked_posts t SET next_poll_at = now() + make_interval(secs => $1)
+        FROM (
+            SELECT network, external_id, tenant_id FROM tracked_posts
+            WHERE next_poll_at <= now() AND track_until > now()
+            ORDER BY next_poll_at LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        ) due
+        WHERE (t.network, t.external_id, t.tenant_id)
+            = (due.network, due.external_id, due.tenant_id)
+        RETURNING t.network, t.external_id, t.tenant_id, t.brand_id, t.post_id,
+                  t.replies_cursor
+        """,
+        lease_s,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def finish_replies_poll(
+    conn: Connection,
+    post: dict[str, Any],
+    cursor: dict[str, Any] | None,
+    next_poll_in_s: float,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE tracked_posts
+        SET replies_cursor = coalesce($4, replies_cursor),
+            next_poll_at = now() + make_interval(secs => $5)
+        WHERE network = $1 AND external_id = $2 AND tenant_id = $3
+        """,
+        post["network"],
+        post["external_id"],
+        post["tenant_id"],
+        cursor,
+        next_poll_in_s,
+    )
+
+
+async def source_for_replies(
+    conn: Connection, tenant_id: str, brand_id: str, network: str
+) -> SourceRow | None:
+    """A working pull source of the tenant on that network, the brand's own first, whose
+    credentials can read the replies."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_SOURCE} FROM sources
+        WHERE tenant_id = $1 AND network = $3 AND kind = 'pull' AND status = 'active'
+          AND deleted_at IS NULL
+        ORDER BY (brand_id = $2) DESC NULLS LAST, created_at
+        LIMIT 1
+        """,
+        tenant_id,
+        brand_id,
+        network,
+    )
+    return SourceRow(**dict(row)) if row else None
 
 
 async def purge_expired_raw(conn: Connection, limit: int = 10_000) -> int:

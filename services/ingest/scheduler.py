@@ -1,5 +1,6 @@
 """Polls pull sources: leases due sources, fetches a page, and commits items, events and the new
-cursor in one transaction, so a crash never skips or repeats a page.
+cursor in one transaction, so a crash never skips or repeats a page. Also polls the replies to
+our own published posts while they are tracked, with a source of the same tenant and network.
 
 Replicas share sources through leases taken with `FOR UPDATE SKIP LOCKED`; a run whose lease was
 taken over (it ran too long, its replica stalled) rolls back everything it wrote. Failures set the
@@ -42,6 +43,7 @@ log = logging.getLogger("opensmm.ingest.scheduler")
 FAILING_AFTER = 3  # consecutive failures before a source shows as failing
 MAX_BACKOFF_S = 3600.0
 BAD_CONFIG_RETRY_S = 3600.0
+REPLIES_RETRY_S = 300.0
 
 
 class LeaseLost(RuntimeError):
@@ -99,6 +101,7 @@ class PullScheduler:
         pull_timeout_s: float = 60.0,
         raw_retention: timedelta = timedelta(days=90),
         idle_poll_s: float = 1.0,
+        replies_interval_s: float = 120.0,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
         self._pool = pool_provider
@@ -111,6 +114,7 @@ class PullScheduler:
         self._pull_timeout_s = min(pull_timeout_s, lease_s * 0.8)
         self._raw_retention = raw_retention
         self._idle_poll_s = idle_poll_s
+        self._replies_interval_s = replies_interval_s
         self._client = http_client
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._running: set[asyncio.Task[None]] = set()
@@ -122,6 +126,7 @@ class PullScheduler:
             limits=httpx.Limits(max_connections=self._concurrency * 2),
             headers={"User-Agent": "OpenSMM/1.0 (+listening)"},
         )
+        replies = asyncio.create_task(self._replies_loop(client))
         try:
             while True:
                 claimed = await self._claim_safely()
@@ -134,6 +139,9 @@ class PullScheduler:
                 elif len(self._running) >= self._concurrency:
                     await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            replies.cancel()
+            with contextlib.suppress(BaseException):
+                await replies
             for task in list(self._running):
                 task.cancel()
             for task in list(self._running):
@@ -141,6 +149,59 @@ class PullScheduler:
                     await task
             if own_client:
                 await client.aclose()
+
+    async def _replies_loop(self, client: httpx.AsyncClient) -> None:
+        while True:
+            try:
+                async with self._pool().acquire() as conn:
+                    due = await repository.claim_due_tracked_posts(conn, self._lease_s, 20)
+            except TRANSIENT_DB_ERRORS:
+                due = []
+            for post in due:
+                try:
+                    await self.poll_replies(client, post)
+                except TRANSIENT_DB_ERRORS:
+                    log.warning("replies of %s: database unavailable", post["external_id"])
+            if not due:
+                await asyncio.sleep(self._idle_poll_s * 5)
+
+    async def poll_replies(self, client: httpx.AsyncClient, post: dict[str, Any]) -> None:
+        """Fetch new replies to one tracked post; they become comments of the post's brand."""
+        connector = self._connectors.get(post["network"])
+        fetch = getattr(connector, "replies", None)
+        async with self._pool().acquire() as conn:
+            source = await repository.source_for_replies(
+                conn, post["tenant_id"], post["brand_id"], post["network"]
+            )
+        if connector is None or fetch is None or source is None:
+            # Nothing here can read this network's replies yet; look again later.
+            async with self._pool().acquire() as conn:
+                await repository.finish_replies_poll(conn, post, None, REPLIES_RETRY_S)
+            return
+        try:
+            config = connector.config_model.model_validate(source.config)
+            credentials = secrets.open_dict(self._box, source.credentials_encrypted)
+            async with asyncio.timeout(self._pull_timeout_s):
+                result: PullResult = await fetch(
+                    client, config, credentials, post["external_id"], dict(post["replies_cursor"])
+                )
+        except (ConnectorError, httpx.HTTPError, TimeoutError, ValueError) as exc:
+            log.info("replies of %s: %s", post["external_id"], exc)
+            async with self._pool().acquire() as conn:
+                await repository.finish_replies_poll(conn, post, None, REPLIES_RETRY_S)
+            return
+        async with self._pool().acquire() as conn, conn.transaction():
+            await ingest_items(
+                conn,
+                SourceContext(source.id, post["tenant_id"], post["brand_id"], "brand"),
+                result.mentions,
+                queries=self._queries,
+                detect_language=self._detect,
+                raw_retention=self._raw_retention,
+            )
+            await repository.finish_replies_poll(
+                conn, post, result.cursor, self._replies_interval_s
+            )
 
     async def _claim_safely(self) -> list[repository.SourceRow]:
         free = self._concurrency - len(self._running)

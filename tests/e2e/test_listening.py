@@ -3,17 +3,21 @@ deletions and mention search, checked on the API and on the events that reach Ka
 
 from __future__ import annotations
 
-import asyncio
-import json
-import uuid
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 
 from shared.topics import MENTIONS
 from tests.conftest import SessionStack
-from tests.support import ServiceProcess, all_items, mention, post_mentions, token, wait_until
+from tests.support import (
+    ServiceProcess,
+    all_items,
+    events_for,
+    mention,
+    post_mentions,
+    token,
+    wait_until,
+)
 
 
 async def _setup(
@@ -24,31 +28,6 @@ async def _setup(
             f"{ingest}/api/v1/brands", json={"id": brand, "name": brand.title()}, headers=admin
         )
         assert r.status_code == 201, r.text
-
-
-async def _events_for(stack: SessionStack, tenant: str, count: int) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        stack.topic(MENTIONS.name),
-        bootstrap_servers=stack.bootstrap,
-        group_id=f"test-{uuid.uuid4()}",
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    found: list[dict[str, Any]] = []
-    try:
-        async with asyncio.timeout(30):
-            while len(found) < count:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for r in records:
-                        try:
-                            body = json.loads(r.value)
-                        except ValueError:
-                            continue  # another test's poison events share the topic
-                        if isinstance(body, dict) and body.get("tenant_id") == tenant:
-                            found.append(body)
-    finally:
-        await consumer.stop()
-    return found
 
 
 async def test_brands_and_queries_are_managed_and_versioned(
@@ -166,7 +145,7 @@ async def test_a_mention_matching_two_brands_reaches_both_once_and_edits_follow(
     again = await post_mentions(http, ingest, source, items)
     assert again.json()["accepted"] == 0
 
-    events = await _events_for(stack, tenant, 3)
+    events = await events_for(stack.bootstrap, stack.topic(MENTIONS.name), tenant, 3)
     by_brand: dict[str, list[str]] = {}
     for e in events:
         by_brand.setdefault(e["brand_id"], []).append(e["payload"]["external_id"])
@@ -195,7 +174,7 @@ async def test_a_mention_matching_two_brands_reaches_both_once_and_edits_follow(
     # An edit reaches every brand that has the item, as mention.updated.
     edited = mention("f1", "Acme or Globex? Acme, definitely.", edited_at="2026-11-02T10:00:00Z")
     await post_mentions(http, ingest, source, [edited])
-    events = await _events_for(stack, tenant, 5)
+    events = await events_for(stack.bootstrap, stack.topic(MENTIONS.name), tenant, 5)
     updates = [e for e in events if e["type"] == "mention.updated"]
     assert sorted(e["brand_id"] for e in updates) == ["acme", "globex"]
     assert {e["payload"]["text"] for e in updates} == {"Acme or Globex? Acme, definitely."}

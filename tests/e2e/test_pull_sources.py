@@ -3,14 +3,19 @@ between replicas, and reports failures in the source status — checked through 
 
 from __future__ import annotations
 
+import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from shared.events import PostPublishedPayload, envelope_for
+from shared.topics import MENTIONS, POSTS
 from tests.conftest import SessionStack
-from tests.support import ServiceProcess, all_items, free_port, token, wait_until
+from tests.support import ServiceProcess, all_items, events_for, free_port, token, wait_until
 
 
 async def _account(http: httpx.AsyncClient, sandbox: str, name: str) -> dict[str, Any]:
@@ -201,3 +206,107 @@ async def test_replicas_share_sources_and_every_item_arrives_exactly_once(
         assert set(texts) == expected
     finally:
         second.stop()
+
+
+async def test_replies_to_our_published_post_become_comments_of_its_brand(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    ingest = services["ingest"].url
+    admin, reader = (
+        token(stack.auth_secret, tenant, "admin"),
+        token(stack.auth_secret, tenant, "agent"),
+    )
+    brand = await _account(http, sandbox, "acme")
+    fan, other = await _account(http, sandbox, "fan"), await _account(http, sandbox, "other")
+    await _brand_with_mastodon_source(http, ingest, sandbox, admin, brand)
+    ours = await http.post(
+        f"{sandbox}/api/v1/statuses",
+        json={"status": "Our autumn collection is out!"},
+        headers={"Authorization": f"Bearer {brand['access_token']}"},
+    )
+    post_status = ours.json()
+    reply = await http.post(
+        f"{sandbox}/api/v1/statuses",
+        json={"status": "Love the green one", "in_reply_to_id": post_status["id"]},
+        headers={"Authorization": f"Bearer {fan['access_token']}"},
+    )
+    # A reply to the reply notifies the fan, not the brand: only the post's thread shows it.
+    await http.post(
+        f"{sandbox}/api/v1/statuses",
+        json={"status": "Agreed, the green one", "in_reply_to_id": reply.json()["id"]},
+        headers={"Authorization": f"Bearer {other['access_token']}"},
+    )
+    post_id = uuid.uuid4()
+    published = PostPublishedPayload(
+        post_id=post_id,
+        channel_id=uuid.uuid4(),
+        network="mastodon",
+        external_id=post_status["id"],
+        url=post_status["url"],
+        published_at=datetime.now(UTC),
+    )
+    event = envelope_for(
+        published, tenant_id=tenant, brand_id="acme", occurred_at=published.published_at
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            stack.topic(POSTS.name), json.dumps(event).encode(), key=tenant.encode()
+        )
+    finally:
+        await producer.stop()
+
+    comments = await events_for(stack.bootstrap, stack.topic(MENTIONS.name), tenant, 2)
+    assert sorted(e["payload"]["text"] for e in comments) == [
+        "Agreed, the green one",
+        "Love the green one",
+    ]
+    for e in comments:
+        assert e["brand_id"] == "acme"
+        assert e["payload"]["kind"] == "comment"
+        assert e["payload"]["replies_to_post_id"] == str(post_id)
+        assert e["payload"]["thread"]["root_external_id"] == post_status["id"]
+    found = await http.get(f"{ingest}/api/v1/mentions", params={"brand_id": "acme"}, headers=reader)
+    assert len(found.json()["mentions"]) == 2
+
+
+async def test_backfill_rereads_a_source_from_a_past_time_without_repeats(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    ingest, inbox = services["ingest"].url, services["inbox"].url
+    admin, reader = (
+        token(stack.auth_secret, tenant, "admin"),
+        token(stack.auth_secret, tenant, "agent"),
+    )
+    brand, fan = await _account(http, sandbox, "acme"), await _account(http, sandbox, "fan")
+    before = datetime.now(UTC)
+    for i in range(3):
+        await _post(http, sandbox, fan, f"@{brand['username']} old news {i}")
+    source = await _brand_with_mastodon_source(http, ingest, sandbox, admin, brand)
+    # The first run read the newest page (history is not news), so all three are there now.
+    assert len(await _inbox_texts(http, inbox, reader, 3)) == 3
+    await _post(http, sandbox, fan, f"@{brand['username']} fresh")
+    backfilled = await http.post(
+        f"{ingest}/api/v1/sources/{source['id']}/backfill",
+        json={"since": (before - timedelta(minutes=1)).isoformat()},
+        headers=admin,
+    )
+    assert backfilled.status_code == 200, backfilled.text
+    texts = await _inbox_texts(http, inbox, reader, 4)
+    assert len(texts) == len(set(texts)) == 4
+    generic = await http.post(f"{ingest}/api/v1/sources", json={"brand_id": "acme"}, headers=admin)
+    refused = await http.post(
+        f"{ingest}/api/v1/sources/{generic.json()['id']}/backfill",
+        json={"since": before.isoformat()},
+        headers=admin,
+    )
+    assert refused.status_code == 422

@@ -180,6 +180,25 @@ class PullConnector(Protocol):
     ) -> PullResult: ...
 
 
+class RepliesConnector(Protocol):
+    """Optional: a pull connector that can fetch the replies to one of our published posts."""
+
+    async def replies(
+        self,
+        client: httpx.AsyncClient,
+        config: Any,
+        credentials: dict[str, Any],
+        post_external_id: str,
+        cursor: dict[str, Any],
+    ) -> PullResult: ...
+
+
+class BackfillConnector(Protocol):
+    """Optional: a pull connector that can turn a start time into a cursor that re-reads from it."""
+
+    def backfill_cursor(self, since: datetime) -> dict[str, Any]: ...
+
+
 class WebhookConnector(Protocol):
     network: ClassVar[str]
     config_model: ClassVar[type[SourceConfig]]

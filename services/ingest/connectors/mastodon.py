@@ -302,6 +302,57 @@ class MastodonConnector:
             skipped=skipped,
         )
 
+    async def replies(
+        self,
+        client: httpx.AsyncClient,
+        config: Any,
+        credentials: dict[str, Any],
+        post_external_id: str,
+        cursor: dict[str, Any],
+    ) -> PullResult:
+        """Replies to one of our posts (its context's descendants) newer than the cursor."""
+        if not isinstance(config, MastodonConfig):
+            raise BadConfig(f"mastodon: expected a MastodonConfig, got {type(config).__name__}")
+        token = credentials.get("access_token")
+        headers = {"Authorization": f"Bearer {token}"} if isinstance(token, str) and token else {}
+        url = f"{config.api_base}/api/v1/statuses/{quote(post_external_id, safe='')}/context"
+        try:
+            response = await client.get(url, headers=headers)
+        except httpx.TransportError as exc:
+            raise TransientError(f"mastodon: {type(exc).__name__} from {url}") from exc
+        raise_for_status(response, NETWORK)
+        try:
+            body = response.json()
+        except ValueError:
+            raise BadConfig(f"mastodon: {url} answered with something that is not JSON") from None
+        descendants = body.get("descendants") if isinstance(body, dict) else None
+        if not isinstance(descendants, list):
+            raise BadConfig(f"mastodon: unexpected context shape from {config.api_base}")
+        seen = str(cursor.get("max_seen", "0"))
+        fresh = [d for d in descendants if (i := _item_id(d)) and _id_order(i) > _id_order(seen)]
+        parents = dict(_parent_links(descendants))
+        parents[post_external_id] = None  # our post is the thread's root
+        server = urlsplit(config.api_base).netloc
+        mentions: list[FetchedMention] = []
+        skipped: list[SkippedItem] = []
+        for status in fresh:
+            try:
+                mentions.append(mention_from_status(status, None, server=server, parents=parents))
+            except (ValueError, TypeError) as exc:
+                skipped.append(SkippedItem(f"malformed status: {exc}", status))
+        newest = max((i for i in map(_item_id, fresh) if i), key=_id_order, default=seen)
+        return PullResult(
+            mentions=sorted(mentions, key=lambda m: _id_order(m.external_id)),
+            cursor={"max_seen": newest},
+            rate_limit=_rate_limit(response),
+            skipped=skipped,
+        )
+
+    def backfill_cursor(self, since: datetime) -> dict[str, Any]:
+        """A cursor that re-reads from `since`: Mastodon ids are snowflakes whose top bits are
+        the creation time in milliseconds."""
+        return {"min_id": str(int(since.timestamp() * 1000) << 16)}
+
     @staticmethod
     def _request(config: MastodonConfig, min_id: str | None) -> tuple[str, list[tuple[str, str]]]:
         params = [("limit", str(config.page_limit))]

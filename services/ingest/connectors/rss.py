@@ -184,6 +184,11 @@ class RssConnector:
     network: ClassVar[str] = NETWORK
     config_model: ClassVar[type[SourceConfig]] = RssConfig
 
+    def backfill_cursor(self, since: datetime) -> dict[str, Any]:
+        """Forget what was seen so the whole feed is read again; stored items are not repeated
+        (ingest keeps one item per entry id) and a feed holds no older history to fetch."""
+        return {}
+
     async def pull(
         self,
         client: httpx.AsyncClient,
