@@ -9,27 +9,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel
 
 from shared import db
 from shared.auth import Principal
 from shared.broker import create_broker
+from shared.consumer import Effect, IdempotentBatchConsumer
 from shared.http import bearer_auth, install_error_handlers, install_operational_routes
 from shared.logs import configure_logging
 from shared.metrics import ServiceMetrics
 from shared.migrations import migrate
 from shared.outbox import OutboxRelay
 from shared.settings import PlatformSettings, ServiceName, ServiceSettings, load_settings
+from shared.topics import TopicSpec
 
 log = logging.getLogger("opensmm.runtime")
+E = TypeVar("E", bound=BaseModel)
 
 
 @dataclass
@@ -61,6 +67,45 @@ class Runtime:
 
     def group(self, consumer: str) -> str:
         return f"{self.platform.topic_prefix}opensmm.{self.service}.{consumer}"
+
+    def consume(
+        self,
+        topic: TopicSpec,
+        *,
+        name: str,
+        models: Mapping[str, type[E]],
+        effect: Effect[E],
+    ) -> IdempotentBatchConsumer[E]:
+        """Subscribe an idempotent batch consumer to `topic` in consumer group `name`.
+
+        Offsets are committed only after the batch's effect committed in Postgres; an error
+        rewinds to the batch start so it is redelivered (NACK_ON_ERROR, never FastStream's
+        acknowledge-first default). See shared/consumer.py.
+        """
+        consumer = IdempotentBatchConsumer[E](
+            name=f"{self.service}.{name}",
+            pool_provider=lambda: self.pool,
+            broker=self.broker,
+            metrics=self.metrics,
+            models=models,
+            effect=effect,
+            max_attempts=self.settings.consumer_max_attempts,
+        )
+
+        async def on_batch(message: KafkaMessage) -> None:
+            records = message.raw_message
+            await consumer.handle(records if isinstance(records, tuple) else (records,))
+
+        self.broker.subscriber(
+            self.topic(topic.name),
+            group_id=self.group(name),
+            batch=True,
+            max_records=self.settings.consumer_max_records,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )(on_batch)
+        return consumer
 
 
 Wire = Callable[[Runtime], APIRouter]

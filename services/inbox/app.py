@@ -7,12 +7,12 @@ from pathlib import Path
 from fastapi import APIRouter
 
 from services.inbox.api import build_api
-from services.inbox.handlers import build_router
+from services.inbox.handlers import subscribe
 from shared.runtime import Runtime
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def wire(rt: Runtime) -> APIRouter:
-    rt.broker.include_router(build_router(rt))
+    subscribe(rt)
     return build_api(rt)

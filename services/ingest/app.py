@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from services.ingest import repository
 from services.ingest.api import build_api
 from services.ingest.connectors.registry import pull_connectors, webhook_connectors
-from services.ingest.handlers import build_router
+from services.ingest.handlers import subscribe
 from services.ingest.language import detect_language
 from services.ingest.matching import QueryIndex
 from services.ingest.scheduler import PullScheduler
@@ -34,7 +34,7 @@ def wire(rt: Runtime) -> APIRouter:
     raw_retention = timedelta(days=settings.raw_retention_days)
     pulls = pull_connectors()
 
-    rt.broker.include_router(build_router(rt, timedelta(days=settings.reply_tracking_days)))
+    subscribe(rt, timedelta(days=settings.reply_tracking_days))
     if settings.scheduler_enabled:
         scheduler = PullScheduler(
             pool_provider=lambda: rt.pool,

@@ -5,19 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from faststream import AckPolicy
-from faststream.kafka import KafkaRouter
-from faststream.kafka.annotations import KafkaMessage
-
 from services.ingest import repository
-from shared.consumer import IdempotentBatchConsumer
 from shared.db import Connection
 from shared.events import PostPublished
 from shared.runtime import Runtime
 from shared.topics import POSTS
 
 
-def build_router(rt: Runtime, tracking_window: timedelta) -> KafkaRouter:
+def subscribe(rt: Runtime, tracking_window: timedelta) -> None:
     async def track(conn: Connection, events: Sequence[PostPublished]) -> None:
         for e in events:
             if e.brand_id is None:
@@ -38,28 +33,4 @@ def build_router(rt: Runtime, tracking_window: timedelta) -> KafkaRouter:
                 },
             )
 
-    router = KafkaRouter()
-    posts = IdempotentBatchConsumer[PostPublished](
-        name="ingest.posts",
-        pool_provider=lambda: rt.pool,
-        broker=rt.broker,
-        metrics=rt.metrics,
-        models={"post.published": PostPublished},
-        effect=track,
-        max_attempts=rt.settings.consumer_max_attempts,
-    )
-
-    @router.subscriber(
-        rt.topic(POSTS.name),
-        group_id=rt.group("posts"),
-        batch=True,
-        max_records=rt.settings.consumer_max_records,
-        batch_timeout_ms=rt.settings.consumer_batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-    )
-    async def on_posts(message: KafkaMessage) -> None:
-        records = message.raw_message
-        await posts.handle(records if isinstance(records, tuple) else (records,))
-
-    return router
+    rt.consume(POSTS, name="posts", models={"post.published": PostPublished}, effect=track)
