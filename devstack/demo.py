@@ -91,15 +91,15 @@ async def run() -> None:
     typer.echo(f"{len(items)} of them are in the inbox after {elapsed:.2f}s (newest first):")
     for item in items:
         typer.echo(f"  {item['created_at'][:19]}  {item['author']['handle']:<14} {item['text']}")
+    if len(items) != len(wanted):
+        raise typer.Exit(code=1)
+    await _sandbox_traffic(auth, run_id)
     typer.echo("\nTry it yourself:")
     typer.echo(f"  export TOKEN=$(smm token issue --tenant {TENANT} --role agent)")
     typer.echo(
         f'  curl -s -H "Authorization: Bearer $TOKEN" {inbox}/api/v1/items | python -m json.tool'
     )
     typer.echo(f"  API docs: {ingest}/api/v1/docs and {inbox}/api/v1/docs\n")
-    if len(items) != len(wanted):
-        raise typer.Exit(code=1)
-    await _sandbox_traffic(auth, run_id)
 
 
 async def _sandbox_traffic(auth: dict[str, str], run_id: str) -> None:
