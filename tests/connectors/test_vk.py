@@ -1,5 +1,5 @@
 """The VK connector against fixture Callback API events (webhook) and a local VK API
-(newsfeed.search)."""
+(newsfeed.search for pull, wall.getComments for replies to our posts)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ FIXTURES = Path(__file__).parents[1] / "fixtures/vk"
 CALLBACK = json.loads((FIXTURES / "callback_events.json").read_text())
 EVENTS: dict[str, dict[str, Any]] = CALLBACK["events"]
 SEARCH_INDEX = json.loads((FIXTURES / "newsfeed_search.json").read_text())
+COMMENTS = json.loads((FIXTURES / "wall_get_comments.json").read_text())
+OUR_POST: str = COMMENTS["post"]
 GROUP_ID: int = CALLBACK["group_id"]
 SECRET = "callback-secret-key"
 CODE = "a1b2c3d4"
@@ -355,3 +357,197 @@ async def test_searching_without_a_query_is_a_configuration_error(
     with pytest.raises(BadConfig):
         await CONNECTOR.pull(client, config.model_copy(update={"query": None}), CREDENTIALS, {})
     assert fake.requests == []
+
+
+# --- replies: wall.getComments under one of our posts ------------------------------------------
+
+
+@pytest.fixture
+async def comments_api() -> AsyncIterator[tuple[FakeVkApi, VkConfig]]:
+    fake = FakeVkApi(TOKEN)
+    fake.comments = {OUR_POST: [dict(c) for c in COMMENTS["comments"]]}
+    fake.profiles = COMMENTS["profiles"]
+    fake.groups = COMMENTS["groups"]
+    async with serve(fake.app) as base_url:
+        yield fake, VkConfig(api_base=f"{base_url}/method", group_id=GROUP_ID)
+
+
+def comment(
+    comment_id: int, text: str, *, thread: int | None = None, answers: int | None = None
+) -> dict[str, Any]:
+    """A comment as VK stores it on our post; `thread` is the top-level comment it sits under."""
+    return {
+        "id": comment_id,
+        "from_id": 2718281,
+        "date": 1762001000 + comment_id,
+        "text": text,
+        "post_id": 120,
+        "owner_id": -215000000,
+        "parents_stack": [thread] if thread else [],
+        **({"reply_to_comment": answers} if answers else {}),
+    }
+
+
+def threads(mentions: list[FetchedMention]) -> list[tuple[str, str, str | None]]:
+    return [(m.external_id, m.root_external_id, m.parent_external_id) for m in mentions]
+
+
+async def test_the_first_call_returns_every_reply_oldest_first_with_its_parent(
+    comments_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = comments_api
+    result = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})
+    post = OUR_POST
+    assert threads(result.mentions) == [
+        (f"{post}_501", post, post),
+        (f"{post}_502", post, f"{post}_501"),
+        (f"{post}_503", post, post),
+        (f"{post}_504", post, f"{post}_502"),  # a reply to a reply
+        (f"{post}_506", post, f"{post}_505"),  # under a comment since deleted
+    ]
+    assert result.skipped == []
+    first = result.mentions[0]
+    assert (first.kind, first.text) == ("comment", "Когда будет доставка в Казань?")
+    assert first.created_at == datetime.fromtimestamp(1762000300, UTC)
+    assert (first.author.handle, first.author.display_name) == ("masha_iv", "Мария Иванова")
+    assert result.mentions[1].author.handle == "acme_shoes"  # our community answered
+    assert result.mentions[1].url == "https://vk.com/wall-215000000_120?reply=502&thread=501"
+    # One call: comments oldest first with their threads inlined, authors included.
+    assert fake.methods == ["wall.getComments"]
+    sent = fake.requests[0]["form"]
+    assert (sent["owner_id"], sent["post_id"], sent["sort"]) == ("-215000000", "120", "asc")
+    assert (sent["thread_items_count"], sent["extended"]) == ("10", "1")
+    assert all("access_token" not in r["query"] for r in fake.requests)
+
+
+async def test_replies_have_the_ids_the_callback_api_gives_them(
+    comments_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    _, config = comments_api
+    result = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})
+    by_id = {m.external_id: m for m in result.mentions}
+    for event in ("wall_reply_new", "wall_reply_new_to_comment"):
+        heard = parse_one(event)
+        polled = by_id[heard.external_id]
+        assert (polled.root_external_id, polled.parent_external_id, polled.text) == (
+            heard.root_external_id,
+            heard.parent_external_id,
+            heard.text,
+        )
+
+
+async def test_the_next_call_returns_only_new_replies_wherever_they_landed(
+    comments_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = comments_api
+    first = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})
+    fake.comments[OUR_POST] += [
+        comment(507, "И в Самару?", thread=501, answers=504),  # deep in an old thread
+        comment(508, "Спасибо за ответ"),
+    ]
+    second = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, first.cursor)
+    assert threads(second.mentions) == [
+        (f"{OUR_POST}_507", OUR_POST, f"{OUR_POST}_504"),
+        (f"{OUR_POST}_508", OUR_POST, OUR_POST),
+    ]
+    third = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, second.cursor)
+    assert third.mentions == []
+    assert third.cursor == second.cursor
+
+
+async def test_long_threads_and_many_comments_are_read_page_by_page(
+    comments_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = comments_api
+    config = config.model_copy(update={"page_size": 2})
+    long_thread = [comment(600 + n, f"ответ {n}", thread=503, answers=503) for n in range(12)]
+    fake.comments[OUR_POST] += long_thread
+    first = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})
+    ids = [m.external_id for m in first.mentions]
+    assert ids == sorted(set(ids), key=lambda i: int(i.rsplit("_", 1)[1]))
+    assert {f"{OUR_POST}_{c['id']}" for c in long_thread} <= set(ids)
+    assert len(ids) == 5 + len(long_thread)
+    assert {m.parent_external_id for m in first.mentions[-12:]} == {f"{OUR_POST}_503"}
+
+    # A new reply at the end of the long thread: its thread is read newest first and reading
+    # stops at what was already delivered instead of re-reading all of it.
+    fake.comments[OUR_POST].append(comment(700, "ещё вопрос", thread=503, answers=611))
+    before = len(fake.requests)
+    second = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, first.cursor)
+    assert [m.external_id for m in second.mentions] == [f"{OUR_POST}_700"]
+    thread_reads = [r["form"] for r in fake.requests[before:] if "comment_id" in r["form"]]
+    assert [(r["comment_id"], r["sort"]) for r in thread_reads] == [("503", "desc")]
+
+
+async def test_a_malformed_reply_is_skipped_and_the_rest_delivered(
+    comments_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = comments_api
+    broken = comment(509, "без автора и даты", thread=501, answers=501)
+    del broken["from_id"], broken["date"]
+    fake.comments[OUR_POST].append(broken)
+    result = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})
+    assert [s.raw["id"] for s in result.skipped] == [509]
+    assert len(result.mentions) == 5
+    # Skipped once, not on every poll after.
+    again = await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, result.cursor)
+    assert (again.mentions, again.skipped) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [(5, AuthFailed), (6, RateLimited), (9, RateLimited), (10, TransientError)],
+)
+async def test_vk_errors_while_reading_replies_are_told_apart(
+    comments_api: tuple[FakeVkApi, VkConfig],
+    client: httpx.AsyncClient,
+    code: int,
+    error: type[ConnectorError],
+) -> None:
+    fake, config = comments_api
+    fake.errors.append((code, "from the fake"))
+    with pytest.raises(error, match=f"error {code}"):
+        await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(401, AuthFailed), (403, AuthFailed), (429, RateLimited), (503, TransientError)],
+)
+async def test_http_errors_while_reading_replies_are_mapped(
+    comments_api: tuple[FakeVkApi, VkConfig],
+    client: httpx.AsyncClient,
+    status: int,
+    error: type[ConnectorError],
+) -> None:
+    fake, config = comments_api
+    fake.http_status = status
+    with pytest.raises(error):
+        await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})
+
+
+async def test_a_revoked_token_or_a_rate_limit_leaves_the_cursor_to_retry(
+    comments_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = comments_api
+    with pytest.raises(AuthFailed, match="reconnect"):
+        await CONNECTOR.replies(client, config, {"access_token": "revoked"}, OUR_POST, {})
+    with pytest.raises(AuthFailed):
+        await CONNECTOR.replies(client, config, {}, OUR_POST, {})
+    fake.errors.append((6, "Too many requests per second"))
+    with pytest.raises(RateLimited) as caught:
+        await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})
+    assert caught.value.retry_after_s > 0
+    assert len((await CONNECTOR.replies(client, config, CREDENTIALS, OUR_POST, {})).mentions) == 5
+
+
+async def test_replies_to_something_that_is_not_a_wall_post_id_are_a_configuration_error(
+    comments_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = comments_api
+    for bad in ("120", "-215000000_120_501", "wall-215000000_120", "-2_1_2"):
+        with pytest.raises(BadConfig):
+            await CONNECTOR.replies(client, config, CREDENTIALS, bad, {})
+    assert fake.requests == []
+    with pytest.raises(BadConfig, match="error 100"):
+        await CONNECTOR.replies(client, config, CREDENTIALS, "-215000000_999", {})

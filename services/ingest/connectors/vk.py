@@ -1,10 +1,11 @@
-"""VK connector: keyword search with `newsfeed.search` (pull) and a community's wall posts and
-comments from the Callback API (webhook)."""
+"""VK connector: keyword search with `newsfeed.search` (pull), the comments on one of our wall
+posts with `wall.getComments` (replies), and a community's wall events from the Callback API."""
 
 from __future__ import annotations
 
 import hmac
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NoReturn
 
@@ -39,6 +40,10 @@ AUTH_FAILED = 5
 INTERNAL_ERROR = 10
 # Asked along with the search so authors come with names and audience sizes.
 AUTHOR_FIELDS = "screen_name,followers_count,members_count,verified"
+# wall.getComments: at most 100 comments a page and 10 replies inlined under each comment.
+COMMENTS_PAGE_MAX = 100
+THREAD_PREVIEW_MAX = 10
+_POST_KEY = re.compile(r"(?P<owner>-?[0-9]+)_(?P<post>[0-9]+)")
 
 
 class VkConfig(SourceConfig):
@@ -211,6 +216,98 @@ class VkConnector:
             new_cursor = {"since": newest, "seen_at_since": sorted(newest_ids)}
         return PullResult(mentions, new_cursor, more=False, skipped=skipped)
 
+    async def replies(
+        self,
+        client: httpx.AsyncClient,
+        config: VkConfig,
+        credentials: dict[str, Any],
+        post_external_id: str,
+        cursor: dict[str, Any],
+    ) -> PullResult:
+        """Comments on one of our wall posts, replies to comments included, newer than the cursor.
+
+        Comment ids grow along a wall, so the cursor is the largest id handled (`max_seen`). A
+        new reply can land under any old comment, so each call reads every top-level comment
+        (oldest first, with up to 10 replies inlined); a thread longer than its preview is read
+        newest first with `comment_id` until it reaches ids already handled.
+        """
+        owner_id, post_id = _post_key(post_external_id)
+        token = credentials.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise AuthFailed("vk: the source has no access_token")
+        max_seen = _int_or_none(cursor.get("max_seen")) or 0
+        page_size = min(config.page_size, COMMENTS_PAGE_MAX)
+        form: dict[str, str] = {
+            "owner_id": str(owner_id),
+            "post_id": str(post_id),
+            "count": str(page_size),
+            "preview_length": "0",  # whole texts, not previews
+            "extended": "1",
+            "fields": AUTHOR_FIELDS,
+            "access_token": token,
+            "v": config.api_version,
+        }
+        top, authors = await _comment_level(
+            client,
+            config,
+            {**form, "sort": "asc", "thread_items_count": str(THREAD_PREVIEW_MAX)},
+            page_size,
+            newer_than=None,
+        )
+        # (comment, the top-level comment whose thread it is in, if any)
+        found: list[tuple[Any, int | None]] = [(item, None) for item in top]
+        for item in top:
+            thread_root = _int_or_none(item.get("id")) if isinstance(item, dict) else None
+            thread = item.get("thread") if isinstance(item, dict) else None
+            thread = thread if isinstance(thread, dict) else {}
+            inline = thread.get("items")
+            inline = inline if isinstance(inline, list) else []
+            found += [(reply, thread_root) for reply in inline]
+            if thread_root is None or (_int_or_none(thread.get("count")) or 0) <= len(inline):
+                continue
+            rest, thread_authors = await _comment_level(
+                client,
+                config,
+                {**form, "comment_id": str(thread_root), "sort": "desc"},
+                page_size,
+                newer_than=max_seen,
+            )
+            authors.update(thread_authors)
+            found += [(reply, thread_root) for reply in rest]
+
+        mentions: dict[int, FetchedMention] = {}
+        skipped: list[SkippedItem] = []
+        newest = max_seen
+        handled: set[int] = set()  # a reply can come both inlined and in its thread's pages
+        for raw, thread_root in found:
+            comment_id = _int_or_none(raw.get("id")) if isinstance(raw, dict) else None
+            if not isinstance(raw, dict) or comment_id is None:
+                skipped.append(SkippedItem("vk: malformed comment: no id", raw))
+                continue
+            newest = max(newest, comment_id)
+            # VK keeps a deleted comment that has replies as a placeholder; nothing to hear.
+            if comment_id <= max_seen or comment_id in handled or raw.get("deleted"):
+                continue
+            handled.add(comment_id)
+            # The wall and post are the ones asked about, so ids match the Callback API's.
+            data = {**raw, "post_owner_id": owner_id, "post_id": post_id}
+            data.setdefault("owner_id", owner_id)
+            if thread_root is not None and not raw.get("reply_to_comment"):
+                data["reply_to_comment"] = thread_root
+            try:
+                comment = _Comment.model_validate(data)
+            except ValidationError as exc:
+                skipped.append(SkippedItem(f"vk: malformed comment: {_first_error(exc)}", raw))
+                continue
+            mentions[comment_id] = _comment_mention(
+                comment, raw, edited=False, author=authors.get(comment.from_id)
+            )
+        return PullResult(
+            [mentions[key] for key in sorted(mentions)],  # oldest first: ids grow with time
+            {"max_seen": newest},
+            skipped=skipped,
+        )
+
     def handshake(
         self, request: WebhookRequest, config: VkConfig, secrets: dict[str, Any]
     ) -> WebhookReply | None:
@@ -286,7 +383,9 @@ def _post_mention(post: _Post, raw: Any, author: FetchedAuthor | None) -> Fetche
     )
 
 
-def _comment_mention(comment: _Comment, raw: Any, *, edited: bool) -> FetchedMention:
+def _comment_mention(
+    comment: _Comment, raw: Any, *, edited: bool, author: FetchedAuthor | None = None
+) -> FetchedMention:
     post = f"{comment.wall}_{comment.post_id}"
     url = f"https://vk.com/wall{post}?reply={comment.id}"
     if comment.parents_stack:
@@ -297,7 +396,7 @@ def _comment_mention(comment: _Comment, raw: Any, *, edited: bool) -> FetchedMen
         kind="comment",
         text=comment.text,
         created_at=parse_time(comment.date),
-        author=_bare_author(comment.from_id),
+        author=author or _bare_author(comment.from_id),
         root_external_id=post,
         parent_external_id=(
             _comment_id(comment.wall, comment.post_id, comment.reply_to_comment)
@@ -421,6 +520,48 @@ async def _call(
     if not isinstance(result, dict):
         raise BadConfig(f"vk: {method} answered without a response object")
     return result
+
+
+async def _comment_level(
+    client: httpx.AsyncClient,
+    config: VkConfig,
+    form: dict[str, str],
+    page_size: int,
+    *,
+    newer_than: int | None,
+) -> tuple[list[Any], dict[int, FetchedAuthor]]:
+    """Every comment of one level (a post's, or one thread's with `comment_id`) and their authors.
+
+    Pages continue from the last comment seen (`start_comment_id`, `offset=1`) rather than by a
+    plain offset, so a comment deleted between two pages does not shift one past us. With
+    `newer_than` (the level is read newest first) reading stops at the first id not newer.
+    """
+    items: list[Any] = []
+    authors: dict[int, FetchedAuthor] = {}
+    anchors: set[int] = set()
+    page_form = dict(form)
+    while True:
+        result = await _call(client, config, "wall.getComments", page_form)
+        authors.update(_authors(result))
+        page = result.get("items")
+        page = page if isinstance(page, list) else []
+        items += page
+        ids = [i for i in (_int_or_none(c.get("id")) for c in page if isinstance(c, dict)) if i]
+        if len(page) < page_size or not ids or ids[-1] in anchors:
+            break
+        if newer_than is not None and min(ids) <= newer_than:
+            break
+        anchors.add(ids[-1])
+        page_form = {**form, "start_comment_id": str(ids[-1]), "offset": "1"}
+    return items, authors
+
+
+def _post_key(post_external_id: str) -> tuple[int, int]:
+    """`<owner_id>_<post_id>`, as posts are identified everywhere in this connector."""
+    match = _POST_KEY.fullmatch(post_external_id)
+    if match is None:
+        raise BadConfig(f"vk: {post_external_id!r} is not a wall post id (<owner>_<post>)")
+    return int(match["owner"]), int(match["post"])
 
 
 def _raise_api_error(method: str, error: dict[str, Any]) -> NoReturn:
