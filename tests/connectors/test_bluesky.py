@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,13 +15,14 @@ from pydantic import ValidationError
 
 from services.ingest.connectors.base import (
     AuthFailed,
+    BadConfig,
     FetchedMention,
     Media,
     PullResult,
     RateLimited,
     TransientError,
 )
-from services.ingest.connectors.bluesky import BlueskyConfig, BlueskyConnector
+from services.ingest.connectors.bluesky import THREAD_DEPTH, BlueskyConfig, BlueskyConnector
 from tests.fakes.bluesky import (
     APP_PASSWORD,
     BRAND_HANDLE,
@@ -357,3 +358,210 @@ def test_config_rejects_what_cannot_work() -> None:
     with pytest.raises(ValidationError, match="service reference"):
         BlueskyConfig(mode="notifications", appview="https://api.bsky.app")
     assert BlueskyConfig(mode="notifications").service == "https://bsky.social"
+
+
+# --- replies to one of our posts ---------------------------------------------------------------
+
+THREAD = "app.bsky.feed.getPostThread"
+SPRING = "at://did:plc:4acmebrandq3n5x4lpzk7yq2/app.bsky.feed.post/3lcaspring001"
+
+
+@dataclass
+class TrackedPost:
+    """What ingest persists for a tracked post between polls: its replies cursor (as JSON)."""
+
+    base_url: str
+    post: str = SPRING
+    credentials: dict[str, Any] = field(
+        default_factory=lambda: {"identifier": BRAND_HANDLE, "app_password": APP_PASSWORD}
+    )
+    cursor: str = "{}"
+
+    async def poll(self) -> PullResult:
+        config = BlueskyConfig.model_validate({"service": self.base_url, "mode": "notifications"})
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            result = await BlueskyConnector().replies(
+                client, config, dict(self.credentials), self.post, json.loads(self.cursor)
+            )
+        self.cursor = json.dumps(result.cursor)
+        if result.credentials is not None:
+            self.credentials = result.credentials
+        return result
+
+
+def spring_reply(rkey: str, text: str, at: datetime, parent: str, who: str = "eve") -> Any:
+    return post_view(
+        rkey,
+        text,
+        at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        did=f"did:plc:{who}000000000000000000000",
+        handle=f"{who}.bsky.social",
+        reply_to=parent,
+        root=SPRING,
+    )
+
+
+def rkey_of(mention: FetchedMention) -> str:
+    return mention.external_id.rsplit("/", 1)[-1]
+
+
+async def test_replies_first_read_returns_the_whole_tree_oldest_first_threaded_to_our_post(
+    fake: FakeBluesky, base_url: str
+) -> None:
+    fake.add_thread(load_fixture("get_post_thread.json")["thread"])
+
+    result = await TrackedPost(base_url).poll()
+
+    asked = [r.params for r in fake.requests if r.method == THREAD]
+    assert asked == [[("uri", SPRING), ("depth", "50"), ("parentHeight", "0")]]
+    # Blocked and deleted replies are passed over; the malformed one is skipped, not its reply.
+    assert [rkey_of(m) for m in result.mentions] == [
+        "3lcareply0001",
+        "3lcareply0002",
+        "3lcareply0003",
+        "3lcareply0004",
+        "3lcareply0005",
+    ]
+    alice, ours, carol, dave, bob = result.mentions
+    assert {m.root_external_id for m in result.mentions} == {SPRING}
+    assert [m.parent_external_id for m in result.mentions] == [
+        SPRING,
+        alice.external_id,
+        ours.external_id,
+        "at://did:plc:fred8b1ou6q7r9t0v2w3x4y5/app.bsky.feed.post/3lcabadreply1",
+        SPRING,
+    ]
+    assert {m.kind for m in result.mentions} == {"reply"}
+    assert (carol.text, carol.author.handle) == (
+        "Wide 42 here, can confirm they fit",
+        "carol.bsky.social",
+    )
+    assert carol.url == "https://bsky.app/profile/carol.bsky.social/post/3lcareply0003"
+    assert alice.media == (
+        Media(
+            "image",
+            "https://cdn.bsky.app/img/feed_fullsize/plain/"
+            "did:plc:alice4x7kq2m3n5p6r7s8t9u/bafkreifeet@jpeg",
+        ),
+    )
+    assert dave.language == "de"
+    assert bob.engagement is not None
+    assert bob.engagement.likes == 1
+    assert [s.raw["uri"] for s in result.skipped] == [
+        "at://did:plc:fred8b1ou6q7r9t0v2w3x4y5/app.bsky.feed.post/3lcabadreply1"
+    ]
+    assert "handle" in result.skipped[0].reason
+    assert result.rate_limit is not None
+    assert result.rate_limit.limit == 3000
+    assert result.credentials is not None  # the session the first read created
+
+
+async def test_replies_later_reads_return_only_new_replies_at_any_depth(
+    fake: FakeBluesky, base_url: str
+) -> None:
+    fake.add_thread(load_fixture("get_post_thread.json")["thread"])
+    tracked = TrackedPost(base_url)
+    await tracked.poll()
+
+    carol = "at://did:plc:carol6z9ms4o5p7r8t0u1v2w/app.bsky.feed.post/3lcareply0003"
+    later = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
+    fake.add_posts(
+        spring_reply("3lcanew00001", "Any news on colours?", later, SPRING),
+        spring_reply("3lcanew00002", "Mine fit too", later + timedelta(seconds=5), carol, "finn"),
+    )
+    second = await tracked.poll()
+    assert [(m.text, m.parent_external_id) for m in second.mentions] == [
+        ("Any news on colours?", SPRING),
+        ("Mine fit too", carol),
+    ]
+    assert {m.root_external_id for m in second.mentions} == {SPRING}
+    assert second.skipped == []  # the malformed reply was reported once, by the first read
+    assert second.credentials is None  # the stored session was reused, not recreated
+    assert fake.calls[CREATE] == 1
+
+    # Indexed by another AppView a little behind the newest reply already read: still new.
+    fake.add_posts(spring_reply("3lcalate0001", "late one", later - timedelta(minutes=2), SPRING))
+    third = await tracked.poll()
+    assert [m.text for m in third.mentions] == ["late one"]
+
+    quiet = await tracked.poll()
+    assert (quiet.mentions, quiet.skipped) == ([], [])
+
+
+async def test_a_reply_heard_both_as_a_notification_and_in_the_thread_is_the_same_item(
+    fake: FakeBluesky, base_url: str
+) -> None:
+    reply = spring_reply("3lcaboth0001", "Love the green pair", T0, SPRING)
+    fake.add_posts(post_view("3lcaspring001", "Spring!", stamp(-60), did=fake.did))
+    fake.add_posts(reply, notify="reply")
+
+    (from_notifications,) = (await Source(base_url, {"mode": "notifications"}).pull()).mentions
+    (from_thread,) = (await TrackedPost(base_url).poll()).mentions
+
+    assert replace(from_thread, raw={}) == replace(from_notifications, raw={})
+
+
+async def test_replies_below_the_depth_limit_are_read_from_where_the_thread_was_cut(
+    fake: FakeBluesky, base_url: str
+) -> None:
+    fake.add_posts(post_view("3lcaspring001", "Spring!", stamp(0), did=fake.did))
+    parent = SPRING
+    for level in range(1, THREAD_DEPTH + 4):  # a long back-and-forth below our post
+        post = spring_reply(
+            f"3lcachain{level:03}", f"level {level}", T0 + timedelta(seconds=level), parent
+        )
+        fake.add_posts(post)
+        parent = post["uri"]
+
+    result = await TrackedPost(base_url).poll()
+
+    assert [m.text for m in result.mentions] == [f"level {n}" for n in range(1, THREAD_DEPTH + 4)]
+    assert [m.parent_external_id for m in result.mentions[1:]] == ids(result.mentions[:-1])
+    asked = [dict(r.params)["uri"] for r in fake.requests if r.method == THREAD]
+    assert asked == [SPRING, result.mentions[THREAD_DEPTH - 1].external_id]
+
+
+async def test_replies_errors_are_the_ones_the_scheduler_acts_on(
+    fake: FakeBluesky, base_url: str
+) -> None:
+    fake.add_thread(load_fixture("get_post_thread.json")["thread"])
+    wrong = TrackedPost(base_url, credentials={"identifier": BRAND_HANDLE, "app_password": "x"})
+    with pytest.raises(AuthFailed):
+        await wrong.poll()
+
+    tracked = TrackedPost(base_url)
+    await tracked.poll()
+    fake.rate_limited_for = 90
+    with pytest.raises(RateLimited) as caught:
+        await tracked.poll()
+    assert 70 < caught.value.retry_after_s <= 90
+
+    fake.rate_limited_for, fake.outage = None, True
+    with pytest.raises(TransientError):
+        await tracked.poll()
+
+    fake.outage = False
+    missing = "at://did:plc:4acmebrandq3n5x4lpzk7yq2/app.bsky.feed.post/3lcanothere1"
+    with pytest.raises(BadConfig, match="NotFound"):
+        await TrackedPost(base_url, post=missing).poll()
+    threads_asked = fake.calls[THREAD]
+    with pytest.raises(BadConfig, match="not an at://"):
+        await TrackedPost(base_url, post="https://bsky.app/profile/acme/post/3lcaspring001").poll()
+    assert fake.calls[THREAD] == threads_asked
+
+
+async def test_replies_refresh_an_expired_session_and_hand_back_the_new_tokens(
+    fake: FakeBluesky, base_url: str
+) -> None:
+    fake.add_thread(load_fixture("get_post_thread.json")["thread"])
+    tracked = TrackedPost(base_url)
+    await tracked.poll()
+    old = dict(tracked.credentials)
+    fake.expire_access_tokens()
+
+    result = await tracked.poll()
+
+    assert result.credentials is not None
+    assert result.credentials["access_jwt"] != old["access_jwt"]
+    assert result.credentials["app_password"] == APP_PASSWORD
+    assert (fake.calls[CREATE], fake.calls[REFRESH]) == (1, 1)

@@ -1,6 +1,7 @@
 """A local Bluesky PDS speaking the XRPC subset the connector uses (https://docs.bsky.app/docs/api/):
-app-password sessions with refresh, notifications, post search and getPosts, `RateLimit-*`
-headers, and switches for expired tokens, rate limiting and outages."""
+app-password sessions with refresh, notifications, post search, getPosts and getPostThread (reply
+trees cut at the requested depth, with blocked and not-found nodes), `RateLimit-*` headers, and
+switches for expired tokens, rate limiting and outages."""
 
 from __future__ import annotations
 
@@ -34,10 +35,12 @@ def post_view(
     did: str = "did:plc:fan00000000000000000000a",
     handle: str = "fan.bsky.social",
     reply_to: str | None = None,
+    root: str | None = None,
     langs: tuple[str, ...] = ("en",),
     likes: int = 0,
 ) -> dict[str, Any]:
-    """An `app.bsky.feed.defs#postView` as the AppView returns it."""
+    """An `app.bsky.feed.defs#postView` as the AppView returns it; a reply to `reply_to` in the
+    thread of `root` (the parent itself unless given)."""
     record: dict[str, Any] = {
         "$type": "app.bsky.feed.post",
         "text": text,
@@ -46,7 +49,7 @@ def post_view(
     }
     if reply_to is not None:
         record["reply"] = {
-            "root": {"uri": reply_to, "cid": "bafyreiroot"},
+            "root": {"uri": root or reply_to, "cid": "bafyreiroot"},
             "parent": {"uri": reply_to, "cid": "bafyreiroot"},
         }
     return {
@@ -97,6 +100,10 @@ class FakeBluesky:
     did: str = BRAND_DID
     notifications: list[dict[str, Any]] = field(default_factory=list)
     posts: list[dict[str, Any]] = field(default_factory=list)  # the search corpus and getPosts
+    # Thread nodes without a readable post (blockedPost, notFoundPost) by URI, and the parent of
+    # each node as a loaded thread fixture nests it (else a post's `record.reply.parent`).
+    hidden: dict[str, dict[str, Any]] = field(default_factory=dict)
+    thread_parents: dict[str, str] = field(default_factory=dict)
     honour_reasons: bool = True  # False: answer every reason, like an older server
     rate_limited_for: int | None = None  # set: every call is 429, reset that many seconds ahead
     outage: bool = False  # every call is a 500
@@ -115,6 +122,18 @@ class FakeBluesky:
         self.posts.extend(posts)
         if notify is not None:
             self.notifications.extend(notification_for(p, notify) for p in posts)
+
+    def add_thread(self, thread: dict[str, Any]) -> None:
+        """Index every node of a getPostThread answer's `thread`, keeping its nesting."""
+        post = thread["post"]
+        self.posts.append(post)
+        for child in thread.get("replies", ()):
+            if child.get("$type") == "app.bsky.feed.defs#threadViewPost":
+                self.thread_parents[child["post"]["uri"]] = post["uri"]
+                self.add_thread(child)
+            else:
+                self.thread_parents[child["uri"]] = post["uri"]
+                self.hidden[child["uri"]] = child
 
     def expire_access_tokens(self) -> None:
         self._access = dict.fromkeys(self._access, True)
@@ -201,6 +220,37 @@ class FakeBluesky:
             body["cursor"] = str(offset + limit)
         return body
 
+    def _parent_of(self, uri: str, post: dict[str, Any] | None) -> str | None:
+        if uri in self.thread_parents:
+            return self.thread_parents[uri]
+        record = (post or {}).get("record")
+        reply = record.get("reply") if isinstance(record, dict) else None
+        return reply["parent"]["uri"] if isinstance(reply, dict) else None
+
+    def _thread_node(self, post: dict[str, Any], depth: int) -> dict[str, Any]:
+        posts = [p for p in self.posts if self._parent_of(str(p.get("uri")), p) == post["uri"]]
+        hidden = [h for u, h in self.hidden.items() if self._parent_of(u, None) == post["uri"]]
+        # The AppView counts replies when it serves the post, including those it does not show.
+        node: dict[str, Any] = {
+            "$type": "app.bsky.feed.defs#threadViewPost",
+            "post": {**post, "replyCount": len(posts) + len(hidden)},
+        }
+        if depth <= 0:
+            return node  # past the requested depth the AppView leaves `replies` out
+        children = [(str(p.get("indexedAt", "")), self._thread_node(p, depth - 1)) for p in posts]
+        children += [("", h) for h in hidden]
+        # Not oldest first, as the AppView ranks replies by its own measure.
+        node["replies"] = [child for _, child in sorted(children, key=lambda c: c[0], reverse=True)]
+        return node
+
+    def _thread(self, request: Request) -> JSONResponse:
+        params = request.query_params
+        uri = params["uri"]
+        post = next((p for p in self.posts if p.get("uri") == uri), None)
+        if post is None:
+            return _error(400, "NotFound", f"Post not found: {uri}")
+        return JSONResponse({"thread": self._thread_node(post, int(params.get("depth", 6)))})
+
     @property
     def app(self) -> FastAPI:
         app = FastAPI()
@@ -260,5 +310,9 @@ class FakeBluesky:
             wanted = request.query_params.getlist("uris")
             by_uri = {p["uri"]: p for p in self.posts}
             return JSONResponse({"posts": [by_uri[u] for u in wanted if u in by_uri]})
+
+        @app.get("/xrpc/app.bsky.feed.getPostThread")
+        async def get_post_thread(request: Request) -> JSONResponse:
+            return self._check_access(request) or self._thread(request)
 
         return app

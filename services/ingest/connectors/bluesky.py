@@ -10,12 +10,16 @@ instant so ties are neither lost nor repeated). Only then does `walk.newest` bec
 Items that arrive during a walk sit above its start and are picked up by the next walk, so none is
 missed; a listing that shifts under an offset cursor is absorbed by skipping anything at or above
 the oldest item already taken in this walk (`walk.oldest`), so none is repeated.
+
+Replies to one of our posts come from `app.bsky.feed.getPostThread`, which does not page: the
+whole reply tree is read every time (branches cut off at the depth limit are read again from
+where they were cut), and only replies above the high-water mark of the last read are returned.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -50,6 +54,14 @@ MENTION_REASONS: dict[str, MentionKind] = {
     "quote": "mention",
 }
 GET_POSTS_MAX = 25  # app.bsky.feed.getPosts takes at most 25 URIs
+THREAD_DEPTH = 50  # reply levels per getPostThread; deeper branches are read in a follow-up call
+# getPostThread calls per replies poll, so that one huge thread cannot hold up ingest.
+THREAD_CALLS_MAX = 20
+# AppView instances stamp `indexedAt` with their own clocks and the firehose is not strictly
+# ordered, so a reply may become visible with a stamp slightly below the last high-water mark.
+# Replies stamped within this window of the mark are told apart by URI instead of by time.
+REPLY_LATE_WINDOW = timedelta(minutes=10)
+THREAD_VIEW = "app.bsky.feed.defs#threadViewPost"
 # XRPC error names that mean "this token no longer works" rather than "this request is wrong".
 TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired"})
 # createSession refusals that only a person can fix (new app password, 2FA, appeal).
@@ -506,6 +518,113 @@ def _positioned(
     return placed
 
 
+# --- replies to one of our posts ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Reply:
+    post: dict[str, Any]
+    parent_uri: str  # the node the thread view nests this reply under
+
+
+def _thread_replies(
+    node: dict[str, Any],
+    node_uri: str,
+    depth: int,
+    cut_depth: int,
+    found: list[_Reply],
+    cut: list[str],
+) -> None:
+    """Collect the readable replies below a threadViewPost at `depth`; note the nodes at
+    `cut_depth` (the request's depth limit) whose replies the answer left out.
+
+    Blocked and not-found nodes (and any node type this connector does not know) carry no post
+    to read and hide their subtree, so they are passed over."""
+    replies = node.get("replies")
+    if not isinstance(replies, list):
+        post = node.get("post")
+        # No `replies` at the depth limit means "not shown", not "none": read that branch again.
+        if depth == cut_depth and isinstance(post, dict) and post.get("replyCount") != 0:
+            cut.append(node_uri)
+        return
+    for child in replies:
+        if not isinstance(child, dict) or child.get("$type", THREAD_VIEW) != THREAD_VIEW:
+            continue
+        post = child.get("post")
+        if not isinstance(post, dict):
+            continue
+        found.append(_Reply(post, node_uri))
+        uri = post.get("uri")
+        if isinstance(uri, str):
+            _thread_replies(child, uri, depth + 1, cut_depth, found, cut)
+
+
+def _require_post_uri(uri: str) -> None:
+    """BadConfig unless `uri` is an at://<did>/app.bsky.feed.post/<rkey> URI."""
+    parts = uri.removeprefix("at://").split("/") if uri.startswith("at://") else []
+    if len(parts) != 3 or parts[1] != POST_COLLECTION or not parts[0] or not parts[2]:
+        raise BadConfig(f"{NETWORK}: {uri!r} is not an at://<did>/{POST_COLLECTION}/<rkey> URI")
+
+
+@dataclass(frozen=True)
+class _SeenReplies:
+    """The replies cursor: the newest `indexedAt` read and the URIs read within the late window
+    below it. A reply is new if it is above the window or in it but not among those URIs."""
+
+    newest: datetime | None
+    recent: frozenset[str]
+
+    @classmethod
+    def load(cls, cursor: dict[str, Any]) -> _SeenReplies:
+        newest = cursor.get("newest")
+        try:
+            at = parse_time(newest) if isinstance(newest, str) else None
+        except ValueError:
+            at = None
+        recent = cursor.get("recent")
+        uris = frozenset(str(u) for u in recent) if isinstance(recent, list) else frozenset()
+        return cls(at, uris)
+
+    def is_new(self, at: datetime, uri: str) -> bool:
+        if self.newest is None:
+            return True
+        return at > self.newest or (at > self.newest - REPLY_LATE_WINDOW and uri not in self.recent)
+
+    def after(self, placed: list[tuple[datetime, str]]) -> _SeenReplies:
+        """The cursor after a read of the thread that found `placed` replies (all, not only new)."""
+        newest = max((at for at, _ in placed), default=None)
+        if self.newest is not None and (newest is None or self.newest > newest):
+            newest = self.newest
+        if newest is None:
+            return self
+        floor = newest - REPLY_LATE_WINDOW
+        # Rebuilt from this read: a reply deleted since needs no remembering.
+        return _SeenReplies(newest, frozenset(uri for at, uri in placed if at > floor))
+
+    def dump(self) -> dict[str, Any]:
+        if self.newest is None:
+            return {}
+        return {"newest": self.newest.isoformat(), "recent": sorted(self.recent)}
+
+
+def _parents_first(mentions: list[FetchedMention]) -> list[FetchedMention]:
+    """Oldest first, but never a reply before the reply it answers (clocks can disagree)."""
+    by_id = {m.external_id: m for m in mentions}
+    ordered: list[FetchedMention] = []
+    placed: set[str] = set()
+
+    for mention in sorted(mentions, key=lambda m: (m.created_at, m.external_id)):
+        # Its ancestors not yet placed, nearest first; a loop (never in a real thread) ends it.
+        chain: list[FetchedMention] = []
+        current: FetchedMention | None = mention
+        while current is not None and current.external_id not in placed:
+            placed.add(current.external_id)
+            chain.append(current)
+            current = by_id.get(current.parent_external_id or "")
+        ordered.extend(reversed(chain))
+    return ordered
+
+
 # --- the connector -----------------------------------------------------------------------------
 
 
@@ -537,6 +656,74 @@ class BlueskyConnector:
             mentions=mentions,
             cursor=new_cursor,
             more=more,
+            rate_limit=xrpc.rate_limit,
+            skipped=skipped,
+            credentials=session.as_credentials() if session.changed else None,
+        )
+
+    async def replies(
+        self,
+        client: httpx.AsyncClient,
+        config: Any,
+        credentials: dict[str, Any],
+        post_external_id: str,
+        cursor: dict[str, Any],
+    ) -> PullResult:
+        """Replies at any depth below one of our posts (its at:// URI) not returned before."""
+        if not isinstance(config, BlueskyConfig):
+            config = BlueskyConfig.model_validate(config)
+        _require_post_uri(post_external_id)
+        session = _Session.from_credentials(credentials)
+        xrpc = _Xrpc(client, config, session)
+        seen = _SeenReplies.load(cursor)
+        skipped: list[SkippedItem] = []
+        found: list[_Reply] = []
+        branches, calls = [(post_external_id, 0)], 0
+        while branches:
+            uri, depth = branches.pop(0)
+            if calls == THREAD_CALLS_MAX:
+                skipped.append(
+                    SkippedItem(f"thread continues below reply level {depth}; not read", uri)
+                )
+                continue
+            calls += 1
+            params = {"uri": uri, "depth": THREAD_DEPTH, "parentHeight": 0}
+            page = await xrpc.query("app.bsky.feed.getPostThread", params)
+            thread = page.get("thread")
+            if not isinstance(thread, dict) or thread.get("$type", THREAD_VIEW) != THREAD_VIEW:
+                if uri == post_external_id:
+                    raise BadConfig(f"{NETWORK}: the thread of {uri} is not readable (blocked?)")
+                continue  # a branch deleted or blocked since it was listed
+            cut: list[str] = []
+            _thread_replies(thread, uri, depth, depth + THREAD_DEPTH, found, cut)
+            branches += [(branch, depth + THREAD_DEPTH) for branch in cut]
+        placed: list[tuple[datetime, str]] = []
+        mentions: list[FetchedMention] = []
+        for reply in found:
+            try:
+                at, uri = _position(reply.post)
+            except ValueError as exc:
+                skipped.append(SkippedItem(f"unplaceable reply: {exc}", reply.post))
+                continue
+            placed.append((at, uri))
+            if not seen.is_new(at, uri):
+                continue
+            try:
+                mention = mention_from_post(reply.post, "reply", reply.post)
+            except (ValueError, TypeError, AttributeError) as exc:
+                skipped.append(SkippedItem(f"malformed reply: {exc}", reply.post))
+                continue
+            # The thread is our post's, even when our post itself answers someone else's.
+            mentions.append(
+                replace(
+                    mention,
+                    root_external_id=post_external_id,
+                    parent_external_id=mention.parent_external_id or reply.parent_uri,
+                )
+            )
+        return PullResult(
+            mentions=_parents_first(mentions),
+            cursor=seen.after(placed).dump(),
             rate_limit=xrpc.rate_limit,
             skipped=skipped,
             credentials=session.as_credentials() if session.changed else None,
