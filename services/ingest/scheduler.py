@@ -202,6 +202,13 @@ class PullScheduler:
             await repository.finish_replies_poll(
                 conn, post, result.cursor, self._replies_interval_s
             )
+            if result.credentials is not None:
+                # A refreshed session (Bluesky refresh tokens work once) belongs to the source.
+                await repository.update_source(
+                    conn,
+                    source.id,
+                    credentials_encrypted=secrets.seal_dict(self._box, result.credentials),
+                )
 
     async def _claim_safely(self) -> list[repository.SourceRow]:
         free = self._concurrency - len(self._running)
