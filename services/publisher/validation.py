@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import regex
 from pydantic import BaseModel, ConfigDict, Field
-from twitter_text import (  # type: ignore[import-untyped]
+from twitter_text import (
     extract_urls_with_indices,
     parse_tweet,
 )
