@@ -1,0 +1,198 @@
+"""The publish adapter protocol: what every network's write half gives the publisher, and the typed
+outcomes it answers with, so the publisher can tell "done" from "retry" from "look first".
+
+Exactly once rests on three rules the adapters keep:
+
+- every attempt carries an idempotency key that the publisher recorded before the call, and the
+  adapter sends it to networks that honour one (Mastodon's `Idempotency-Key`);
+- an outcome is `Unknown` whenever the request may have reached the network and no answer says
+  what happened (a timeout after sending, a cut connection, a 5xx): the publisher then calls
+  `reconcile` instead of retrying blindly;
+- `reconcile` only reads: it returns what the earlier attempt created, or None when the network
+  shows no trace of it; when it cannot tell, it raises `ReconcileFailed` (never None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar, Literal, Protocol
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+# --- what the publisher asks for -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MediaUpload:
+    """One attachment of a post: the file's bytes and its alt text."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    description: str | None = None  # alt text
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """One attempt to publish a post or a reply on one channel.
+
+    `idempotency_key` is recorded by the publisher before the call and stays the same across the
+    retries and reconciliations of one publication. `attempted_at`, when given, is when the first
+    attempt with this key started: `reconcile` then ignores older statuses that merely have the
+    same text (a brand that posts the same words twice), and can look further back than one page.
+    """
+
+    idempotency_key: str
+    text: str
+    reply_to_external_id: str | None = None
+    media: list[MediaUpload] = field(default_factory=list)
+    visibility: str | None = None
+    language: str | None = None
+    attempted_at: datetime | None = None  # timezone-aware
+
+
+# --- what an adapter answers ----------------------------------------------------------------------
+
+OutcomeKind = Literal[
+    "published", "retryable", "rate_limited", "needs_reconnect", "rejected", "unknown"
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The network has the post: its id there and its public link."""
+
+    kind: ClassVar[OutcomeKind] = "published"
+    remote_id: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Retryable:
+    """Nothing happened on the network (the request never left, or it was clearly not processed):
+    try again, with the same idempotency key, after `retry_after_s` if given."""
+
+    kind: ClassVar[OutcomeKind] = "retryable"
+    reason: str
+    retry_after_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    """The network refused for now; nothing was published. Try again after `retry_after_s`."""
+
+    kind: ClassVar[OutcomeKind] = "rate_limited"
+    retry_after_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class NeedsReconnect:
+    """The channel's token is invalid, revoked or lacks the scope: a person must reconnect it."""
+
+    kind: ClassVar[OutcomeKind] = "needs_reconnect"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """The network refused this content (or the adapter cannot send it): retrying will not help.
+    `network_message` is the network's own words, to show the author."""
+
+    kind: ClassVar[OutcomeKind] = "rejected"
+    reason: str
+    network_message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """The request may have been applied and no answer says whether: reconcile before retrying."""
+
+    kind: ClassVar[OutcomeKind] = "unknown"
+    reason: str
+
+
+PublishOutcome = Published | Retryable | RateLimited | NeedsReconnect | Rejected | Unknown
+
+
+class ReconcileFailed(Exception):
+    """`reconcile` could not read the network, so it cannot say whether the post exists.
+
+    `outcome` is why, in the same terms as a publish: rate limited, token revoked, outage…
+    """
+
+    def __init__(
+        self, outcome: Retryable | RateLimited | NeedsReconnect | Rejected | Unknown
+    ) -> None:
+        super().__init__(f"reconcile failed: {outcome}")
+        self.outcome = outcome
+
+
+# --- configuration and protocol ------------------------------------------------------------------
+
+
+class ChannelConfig(BaseModel):
+    """Base of each adapter's channel settings model (validated when a channel is connected)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PublishAdapter(Protocol):
+    """One network's write half. Knows the wire format; nothing about storage or scheduling."""
+
+    network: ClassVar[str]
+    config_model: ClassVar[type[ChannelConfig]]
+
+    async def publish(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: Any,  # an instance of config_model
+        credentials: dict[str, Any],
+        request: PublishRequest,
+    ) -> PublishOutcome: ...
+
+    async def reconcile(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: Any,
+        credentials: dict[str, Any],
+        request: PublishRequest,
+    ) -> Published | None:
+        """What an earlier attempt of `request` created, or None if the network has no trace of
+        it. Read-only; raises `ReconcileFailed` when the network cannot be read."""
+        ...
+
+
+# --- helpers every adapter uses ------------------------------------------------------------------
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """How long a refusal asks to wait: `Retry-After` (seconds or an HTTP date), else the
+    `X-RateLimit-Reset` time (ISO 8601, as Mastodon sends it, or Unix seconds)."""
+    now = datetime.now(UTC)
+    value = response.headers.get("retry-after", "").strip()
+    if value:
+        try:
+            return max(float(value), 0.0)
+        except ValueError:
+            pass
+        try:
+            return max((parsedate_to_datetime(value) - now).total_seconds(), 0.0)
+        except (TypeError, ValueError):
+            pass
+    reset = response.headers.get("x-ratelimit-reset", "").strip()
+    if reset:
+        try:
+            when = (
+                datetime.fromtimestamp(float(reset), UTC)
+                if reset.replace(".", "", 1).isdigit()
+                else datetime.fromisoformat(reset)
+            )
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max((when - now).total_seconds(), 0.0)
+    return None

@@ -1,0 +1,249 @@
+"""Mastodon write half: publish a status or a reply with `Idempotency-Key`, and reconcile an attempt
+whose outcome is unknown by reading the account's own recent statuses.
+
+Wire format: https://docs.joinmastodon.org/methods/statuses/#create (`Idempotency-Key` is kept by
+the server for one hour: a repeat with the same key returns the status the first request made).
+
+Reconcile is read-only by choice. Re-sending the POST with the same key would also answer "what
+happened", but only within the key's hour, and when the first attempt did not happen it publishes
+instead of answering, which the publisher must decide, not the adapter. So `reconcile` reads
+`GET /api/v1/accounts/:id/statuses` (https://docs.joinmastodon.org/methods/accounts/#statuses),
+available on every server without a search index, and looks for a status with the request's text
+and reply target, newest first. With `attempted_at` it pages back (at most `RECONCILE_PAGES`) until
+statuses older than the attempt (less `CLOCK_SKEW`) and ignores those; without it, only the newest
+page is read. Text is compared as Mastodon renders it: HTML flattened, whitespace collapsed, and
+remote mentions without their domain (`@ann@example.org` is shown as `@ann`).
+
+Media: not sent yet. The sandbox network has no `POST /api/v2/media`, so an uploader could not be
+tested; a request with media is `Rejected("media_unsupported")` rather than published without it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import field_validator
+
+from services.publisher.adapters.base import (
+    ChannelConfig,
+    NeedsReconnect,
+    Published,
+    PublishOutcome,
+    PublishRequest,
+    RateLimited,
+    ReconcileFailed,
+    Rejected,
+    Retryable,
+    Unknown,
+    retry_after_seconds,
+)
+
+NETWORK = "mastodon"
+STATUSES_PAGE_LIMIT = 40  # the most one page of an account's statuses holds
+RECONCILE_PAGES = 5
+CLOCK_SKEW = timedelta(minutes=5)  # our clock against the server's `created_at`
+RATE_WINDOW_S = 300.0  # Mastodon's rate-limit window, when a 429 names no reset time
+_REMOTE_MENTION = re.compile(r"(?<![\w@/])@(\w+)@[\w.-]+\.\w+")
+
+
+class MastodonChannel(ChannelConfig):
+    """Which server the channel's account lives on, and (optionally) the account's id there."""
+
+    api_base: str = "https://mastodon.social"
+    # The token owner's id; when unset, reconcile asks verify_credentials.
+    account_id: str | None = None
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_is_http(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("api_base must be an http(s) URL, e.g. https://mastodon.social")
+        return value.rstrip("/")
+
+
+class MastodonPublisher:
+    """Publishes statuses and replies to one Mastodon account (`credentials["access_token"]`)."""
+
+    network: ClassVar[str] = NETWORK
+    config_model: ClassVar[type[ChannelConfig]] = MastodonChannel
+
+    async def publish(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: MastodonChannel,
+        credentials: dict[str, Any],
+        request: PublishRequest,
+    ) -> PublishOutcome:
+        if request.media:
+            return Rejected("media_unsupported", "Attachments cannot be published to Mastodon yet")
+        form: dict[str, str] = {"status": request.text}
+        if request.reply_to_external_id is not None:
+            form["in_reply_to_id"] = request.reply_to_external_id
+        if request.visibility is not None:
+            form["visibility"] = request.visibility
+        if request.language is not None:
+            form["language"] = request.language
+        headers = {**_auth(credentials), "Idempotency-Key": request.idempotency_key}
+        try:
+            response = await client.post(
+                f"{channel_config.api_base}/api/v1/statuses", json=form, headers=headers
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return Retryable(f"not sent: {type(exc).__name__}: {exc}")
+        except httpx.TransportError as exc:
+            # The request (or part of it) left: the server may have created the status.
+            return Unknown(f"no answer after sending: {type(exc).__name__}: {exc}")
+        if response.is_success:
+            published = _published(response.json() if _is_json(response) else None)
+            return published or Unknown(f"HTTP {response.status_code} without a status id")
+        return _refusal(response)
+
+    async def reconcile(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: MastodonChannel,
+        credentials: dict[str, Any],
+        request: PublishRequest,
+    ) -> Published | None:
+        account_id = channel_config.account_id or await self._account_id(
+            client, channel_config, credentials
+        )
+        wanted_text = comparable_text(request.text)
+        cutoff = request.attempted_at - CLOCK_SKEW if request.attempted_at else None
+        url = f"{channel_config.api_base}/api/v1/accounts/{account_id}/statuses"
+        params: dict[str, str | int] = {"limit": STATUSES_PAGE_LIMIT, "exclude_reblogs": "true"}
+        for _ in range(RECONCILE_PAGES if cutoff else 1):
+            page = await _read(client, url, credentials, params)
+            if not isinstance(page, list) or not page:
+                return None
+            for status in page:
+                if not isinstance(status, dict):
+                    continue
+                if cutoff is not None and _created_at(status) < cutoff:
+                    return None
+                if _same_post(status, wanted_text, request.reply_to_external_id):
+                    return _published(status)
+            params["max_id"] = str(page[-1].get("id", ""))
+        if cutoff is None:
+            return None
+        raise ReconcileFailed(
+            Retryable(f"more than {RECONCILE_PAGES} pages of statuses since the attempt")
+        )
+
+    async def _account_id(
+        self, client: httpx.AsyncClient, config: MastodonChannel, credentials: dict[str, Any]
+    ) -> str:
+        url = f"{config.api_base}/api/v1/accounts/verify_credentials"
+        account = await _read(client, url, credentials, {})
+        if not isinstance(account, dict) or not account.get("id"):
+            raise ReconcileFailed(Retryable("verify_credentials answered without an account id"))
+        return str(account["id"])
+
+
+# --- wire helpers --------------------------------------------------------------------------------
+
+
+def _auth(credentials: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {credentials['access_token']}"}
+
+
+def _is_json(response: httpx.Response) -> bool:
+    content_type = str(response.headers.get("content-type", ""))
+    return content_type.split(";")[0].strip().lower() == "application/json"
+
+
+def _error_message(response: httpx.Response) -> str | None:
+    """Mastodon's `{"error": "..."}` text, if the answer has one (a proxy's HTML page has not)."""
+    if not _is_json(response):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    message = body.get("error") if isinstance(body, dict) else None
+    return message if isinstance(message, str) else None
+
+
+def _refusal(response: httpx.Response) -> RateLimited | NeedsReconnect | Rejected | Unknown:
+    status = response.status_code
+    message = _error_message(response)
+    detail = f"HTTP {status}" + (f": {message}" if message else "")
+    if status == 429:
+        return RateLimited(retry_after_seconds(response) or RATE_WINDOW_S)
+    if status in (401, 403):
+        return NeedsReconnect(detail)
+    if status >= 500:
+        # The server may have saved the status before failing to answer.
+        return Unknown(detail)
+    return Rejected(detail, message)
+
+
+async def _read(
+    client: httpx.AsyncClient,
+    url: str,
+    credentials: dict[str, Any],
+    params: dict[str, str | int],
+) -> Any:
+    """A GET for reconcile; any failure is a `ReconcileFailed` (a read is always safe to repeat)."""
+    try:
+        response = await client.get(url, params=params, headers=_auth(credentials))
+    except httpx.TransportError as exc:
+        raise ReconcileFailed(Retryable(f"{type(exc).__name__}: {exc}")) from exc
+    if not response.is_success:
+        refusal = _refusal(response)
+        # A 5xx to a read changed nothing: unlike a publish, it is plainly retryable.
+        raise ReconcileFailed(
+            Retryable(refusal.reason) if isinstance(refusal, Unknown) else refusal
+        )
+    if not _is_json(response):
+        raise ReconcileFailed(Retryable(f"HTTP {response.status_code} without JSON"))
+    return response.json()
+
+
+def _published(status: Any) -> Published | None:
+    if not isinstance(status, dict) or not isinstance(status.get("id"), str | int):
+        return None
+    url = status.get("url")
+    return Published(str(status["id"]), url if isinstance(url, str) else None)
+
+
+def _created_at(status: dict[str, Any]) -> datetime:
+    # Python 3.11's fromisoformat reads Mastodon's `2024-05-01T10:00:00.000Z`.
+    return datetime.fromisoformat(str(status.get("created_at", "")))
+
+
+def _same_post(status: dict[str, Any], wanted_text: str, reply_to: str | None) -> bool:
+    parent = status.get("in_reply_to_id")
+    if (str(parent) if parent is not None else None) != reply_to:
+        return False
+    return comparable_text(html_text(str(status.get("content") or ""))) == wanted_text
+
+
+class _TextCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("br", "p"):
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_text(content: str) -> str:
+    """A status's `content` HTML as plain text; links keep their hidden (`invisible`) parts."""
+    collector = _TextCollector()
+    collector.feed(content)
+    collector.close()
+    return "".join(collector.parts).strip()
+
+
+def comparable_text(text: str) -> str:
+    """Text reduced to what survives Mastodon's rendering, to match a request with a status."""
+    return " ".join(_REMOTE_MENTION.sub(r"@\1", text).split())

@@ -1,0 +1,422 @@
+"""The Mastodon publish adapter against the sandbox network run in-process: what each answer means
+for the publisher, and that an attempt whose outcome is unknown is reconciled into exactly one
+status, never a second one."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from devstack.sandbox import SandboxConfig, create_app, entities
+from devstack.sandbox.app import Sandbox, optional_account
+from devstack.sandbox.network import NotFound
+from services.publisher.adapters import adapter_for
+from services.publisher.adapters.base import (
+    MediaUpload,
+    NeedsReconnect,
+    Published,
+    PublishRequest,
+    RateLimited,
+    ReconcileFailed,
+    Rejected,
+    Retryable,
+    Unknown,
+)
+from services.publisher.adapters.mastodon import MastodonChannel, MastodonPublisher
+from tests.fakes.server import serve
+
+# The adapter's own read timeout: short, so "the answer never came" takes a fraction of a second.
+READ_TIMEOUT_S = 0.3
+
+
+def with_account_statuses(app: FastAPI) -> FastAPI:
+    """Add Mastodon's `GET /api/v1/accounts/:id/statuses`
+    (https://docs.joinmastodon.org/methods/accounts/#statuses: newest first, `limit` up to 40,
+    `max_id` pages back), which the sandbox does not serve yet, rendered by the sandbox's own
+    entities from its own state, behind its own auth, rate limits and faults."""
+
+    async def account_statuses(request: Request, account_id: str) -> JSONResponse:
+        sandbox: Sandbox = request.app.state.sandbox
+        viewer = optional_account(request)
+        if not account_id.isdigit():
+            raise NotFound()
+        account = sandbox.network.account(int(account_id))
+        params = request.query_params
+        limit = min(int(params.get("limit", "20")), 40)
+        max_id = int(params["max_id"]) if params.get("max_id", "").isdigit() else None
+        found = [
+            status
+            for status in sandbox.network.statuses_of(account)
+            if (max_id is None or status.id < max_id) and status.visible_to(viewer)
+        ][:limit]
+        base = str(request.base_url).rstrip("/")
+        return JSONResponse([entities.status_json(status, base) for status in found])
+
+    app.add_api_route("/api/v1/accounts/{account_id}/statuses", account_statuses, methods=["GET"])
+    return app
+
+
+@dataclass
+class Brand:
+    """A brand's Mastodon account on the sandbox, as a connected channel."""
+
+    id: str
+    token: str
+    channel: MastodonChannel
+
+    @property
+    def credentials(self) -> dict[str, Any]:
+        return {"access_token": self.token}
+
+
+@dataclass
+class Network:
+    """The sandbox served on loopback, and what a test does to it besides publishing."""
+
+    url: str
+    admin: httpx.AsyncClient
+
+    async def brand(self, username: str, **extra: Any) -> Brand:
+        created = await self.admin.post(
+            f"{self.url}/sandbox/accounts", json={"username": username, **extra}
+        )
+        created.raise_for_status()
+        body = created.json()
+        return Brand(body["id"], body["access_token"], MastodonChannel(api_base=self.url))
+
+    async def post(self, token: str, text: str) -> dict[str, Any]:
+        posted = await self.admin.post(
+            f"{self.url}/api/v1/statuses",
+            json={"status": text},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        posted.raise_for_status()
+        status: dict[str, Any] = posted.json()
+        return status
+
+    async def fault(self, **spec: Any) -> None:
+        (await self.admin.post(f"{self.url}/sandbox/faults", json=spec)).raise_for_status()
+
+    async def statuses_of(self, brand: Brand) -> list[dict[str, Any]]:
+        found = await self.admin.get(f"{self.url}/sandbox/accounts/{brand.id}/statuses")
+        found.raise_for_status()
+        statuses: list[dict[str, Any]] = found.json()
+        return statuses
+
+    async def stats_of(self, brand: Brand) -> dict[str, Any]:
+        stats = await self.admin.get(f"{self.url}/sandbox/stats")
+        stats.raise_for_status()
+        mine: dict[str, Any] = stats.json()["accounts"][brand.id]
+        return mine
+
+    async def wait_for_statuses(self, brand: Brand, count: int) -> list[dict[str, Any]]:
+        """The brand's statuses once there are `count` of them (the server applies a write a
+        moment after the client has given up on the answer)."""
+        deadline = time.monotonic() + 5
+        while True:
+            statuses = await self.statuses_of(brand)
+            if len(statuses) >= count or time.monotonic() > deadline:
+                return statuses
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def network() -> AsyncIterator[Network]:
+    app = with_account_statuses(create_app(SandboxConfig()))
+    async with serve(app) as url, httpx.AsyncClient() as admin:
+        yield Network(url, admin)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """The publisher's HTTP client."""
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=READ_TIMEOUT_S)) as http:
+        yield http
+
+
+adapter = MastodonPublisher()
+
+
+def request(text: str, key: str = "attempt-1", **extra: Any) -> PublishRequest:
+    return PublishRequest(idempotency_key=key, text=text, **extra)
+
+
+# --- publishing ----------------------------------------------------------------------------------
+
+
+async def test_publish_creates_one_status_and_returns_its_id_and_link(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+
+    outcome = await adapter.publish(
+        client,
+        brand.channel,
+        brand.credentials,
+        request("Spring sale starts today #acme", visibility="unlisted", language="en"),
+    )
+
+    assert isinstance(outcome, Published)
+    statuses = await network.statuses_of(brand)
+    assert [s["id"] for s in statuses] == [outcome.remote_id]
+    assert outcome.url == f"{network.url}/@acme/{outcome.remote_id}"
+    assert statuses[0]["visibility"] == "unlisted"
+    assert statuses[0]["language"] == "en"
+    assert isinstance(adapter_for("mastodon"), MastodonPublisher)
+
+
+async def test_a_reply_is_posted_in_reply_to_the_customer(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    customer = await network.brand("kate")
+    question = await network.post(customer.token, "@acme where is my order?")
+
+    outcome = await adapter.publish(
+        client,
+        brand.channel,
+        brand.credentials,
+        request("@kate it ships tomorrow", reply_to_external_id=question["id"]),
+    )
+
+    assert isinstance(outcome, Published)
+    reply = (await client.get(f"{network.url}/api/v1/statuses/{outcome.remote_id}")).json()
+    assert reply["in_reply_to_id"] == question["id"]
+    assert reply["in_reply_to_account_id"] == customer.id
+
+
+async def test_blank_text_is_rejected_with_mastodons_message(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+
+    outcome = await adapter.publish(client, brand.channel, brand.credentials, request("   "))
+
+    assert outcome == Rejected(
+        "HTTP 422: Validation failed: Text can't be blank",
+        "Validation failed: Text can't be blank",
+    )
+    assert await network.statuses_of(brand) == []
+
+
+async def test_a_revoked_token_needs_reconnecting(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    await network.admin.post(f"{network.url}/sandbox/accounts/{brand.id}/revoke")
+
+    outcome = await adapter.publish(client, brand.channel, brand.credentials, request("Hello"))
+
+    assert isinstance(outcome, NeedsReconnect)
+    assert "401" in outcome.reason
+    assert await network.statuses_of(brand) == []
+
+
+async def test_429_is_rate_limited_for_as_long_as_retry_after_says(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    await network.fault(kind="rate_limit", retry_after_s=17, method="POST")
+
+    outcome = await adapter.publish(client, brand.channel, brand.credentials, request("Hello"))
+
+    assert outcome == RateLimited(17)
+    assert await network.statuses_of(brand) == []
+
+
+async def test_429_without_retry_after_waits_until_the_rate_limit_window_resets(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme", rate_limit=1)
+    first = await adapter.publish(client, brand.channel, brand.credentials, request("One", "k1"))
+
+    second = await adapter.publish(client, brand.channel, brand.credentials, request("Two", "k2"))
+
+    assert isinstance(first, Published)
+    assert isinstance(second, RateLimited)
+    assert 0 < second.retry_after_s <= 300  # Mastodon's five-minute window
+    assert len(await network.statuses_of(brand)) == 1
+
+
+async def test_a_refused_connection_is_retryable(client: httpx.AsyncClient) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    channel = MastodonChannel(api_base=f"http://127.0.0.1:{port}")
+
+    outcome = await adapter.publish(client, channel, {"access_token": "t"}, request("Hello"))
+
+    assert isinstance(outcome, Retryable)
+
+
+async def test_media_is_refused_rather_than_published_without_it(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    photo = MediaUpload("shoes.jpg", "image/jpeg", b"\xff\xd8\xff", "red shoes")
+
+    outcome = await adapter.publish(
+        client, brand.channel, brand.credentials, request("New shoes", media=[photo])
+    )
+
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason == "media_unsupported"
+    assert await network.statuses_of(brand) == []
+
+
+# --- unknown outcomes and reconciliation ---------------------------------------------------------
+
+
+async def test_a_500_is_unknown_then_reconcile_finds_nothing_and_a_retry_publishes_once(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    await network.post(brand.token, "An older post")
+    attempt = request("Launch day!", attempted_at=datetime.now(UTC))
+    # The sandbox's 500 answers before the request reaches the network: nothing is written.
+    await network.fault(kind="server_error", status=500, method="POST")
+
+    first = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+    found = await adapter.reconcile(client, brand.channel, brand.credentials, attempt)
+    retried = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+
+    assert isinstance(first, Unknown)
+    assert found is None
+    assert isinstance(retried, Published)
+    launch = [s for s in await network.statuses_of(brand) if s["id"] == retried.remote_id]
+    assert len(launch) == 1
+    stats = await network.stats_of(brand)
+    assert stats["statuses"] == 2  # the older post and the launch, once
+    assert stats["duplicates_by_idempotency_key"] == 0
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"delay_ms": 1500}, id="answer-held-past-the-timeout"),
+        pytest.param({"drop": True}, id="connection-cut-after-the-write"),
+    ],
+)
+async def test_no_answer_after_sending_is_unknown_and_reconcile_finds_the_status(
+    network: Network, client: httpx.AsyncClient, fault: dict[str, Any]
+) -> None:
+    brand = await network.brand("acme")
+    attempt = request("Launch day!", attempted_at=datetime.now(UTC))
+    await network.fault(kind="timeout_after_send", method="POST", **fault)
+
+    first = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+    created = await network.wait_for_statuses(brand, 1)
+    found = await adapter.reconcile(client, brand.channel, brand.credentials, attempt)
+
+    assert isinstance(first, Unknown)
+    assert len(created) == 1
+    assert found == Published(created[0]["id"], created[0]["url"])
+    stats = await network.stats_of(brand)
+    assert stats["statuses"] == 1
+    assert stats["duplicates_by_idempotency_key"] == 0
+
+
+async def test_a_retry_after_an_unknown_outcome_never_creates_a_second_status(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    attempt = request("Launch day!")
+    await network.fault(kind="timeout_after_send", method="POST", drop=True)
+
+    first = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+    await network.wait_for_statuses(brand, 1)
+    retried = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+    again = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+
+    assert isinstance(first, Unknown)
+    assert isinstance(retried, Published)
+    assert again == retried
+    assert [s["id"] for s in await network.statuses_of(brand)] == [retried.remote_id]
+    stats = await network.stats_of(brand)
+    assert stats["idempotent_replays"] == 2
+    assert stats["duplicates_by_idempotency_key"] == 0
+
+
+async def test_reconcile_matches_the_reply_target_not_only_the_text(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    customer = await network.brand("kate")
+    question = await network.post(customer.token, "@acme do you ship abroad?")
+    await network.post(brand.token, "Thanks!")  # the same words, but not a reply
+    reply = request("Thanks!", reply_to_external_id=question["id"])
+
+    before = await adapter.reconcile(client, brand.channel, brand.credentials, reply)
+    published = await adapter.publish(client, brand.channel, brand.credentials, reply)
+    after = await adapter.reconcile(client, brand.channel, brand.credentials, reply)
+
+    assert before is None
+    assert isinstance(published, Published)
+    assert after == published
+
+
+async def test_reconcile_recognises_text_as_mastodon_renders_it(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    await network.brand("kate")
+    text = (
+        "Hi @kate and @ann@remote.example!\n\nOur guide: "
+        "https://example.com/guides/choosing-running-shoes-for-trails?ref=masto #Running <3"
+    )
+    published = await adapter.publish(client, brand.channel, brand.credentials, request(text))
+
+    found = await adapter.reconcile(client, brand.channel, brand.credentials, request(text))
+
+    assert isinstance(published, Published)
+    assert found == published
+
+
+async def test_reconcile_ignores_the_same_text_posted_before_the_attempt(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    await network.post(brand.token, "Good morning!")
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+
+    later_attempt = request("Good morning!", attempted_at=tomorrow)
+    found = await adapter.reconcile(client, brand.channel, brand.credentials, later_attempt)
+
+    assert found is None
+
+
+async def test_reconcile_pages_back_to_the_attempt(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme", rate_limit=0)
+    attempt = request("The one we are looking for", attempted_at=datetime.now(UTC))
+    published = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+    for number in range(45):  # more than one page of newer statuses
+        await network.post(brand.token, f"Update {number}")
+
+    found = await adapter.reconcile(client, brand.channel, brand.credentials, attempt)
+
+    assert isinstance(published, Published)
+    assert found == published
+
+
+async def test_reconcile_that_cannot_read_the_account_raises_instead_of_saying_none(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    await network.admin.post(f"{network.url}/sandbox/accounts/{brand.id}/revoke")
+
+    with pytest.raises(ReconcileFailed) as failed:
+        await adapter.reconcile(client, brand.channel, brand.credentials, request("Hello"))
+
+    assert isinstance(failed.value.outcome, NeedsReconnect)
