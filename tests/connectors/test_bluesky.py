@@ -207,6 +207,34 @@ async def test_search_skips_what_an_offset_cursor_shifts_and_stops_at_seen_posts
     assert ("sort", "latest") in search.params
 
 
+async def test_a_backfill_walks_back_to_its_start_time_and_then_listens_on(
+    fake: FakeBluesky, base_url: str
+) -> None:
+    fake.add_posts(
+        *(post_view(f"p{i}", f"hi {i}", stamp(10 * i)) for i in range(8)), notify="mention"
+    )
+    source = Source(base_url, {"mode": "notifications", "limit": 3})
+    assert len(await source.drain()) == 8
+    # Notified since the last walk, not pulled yet.
+    fake.add_posts(post_view("unheard", "not pulled yet", stamp(100)), notify="reply")
+
+    source.cursor = json.dumps(BlueskyConnector().backfill_cursor(T0 + timedelta(seconds=30)))
+    backfill = await source.drain()
+
+    # From the post at exactly the start time on, across pages; nothing older.
+    assert sorted(m.text for m in backfill) == [
+        "hi 3",
+        "hi 4",
+        "hi 5",
+        "hi 6",
+        "hi 7",
+        "not pulled yet",
+    ]
+    assert len(source.results) > 2  # the walk paged back
+    fake.add_posts(post_view("later", "after the backfill", stamp(200)), notify="mention")
+    assert [m.text for m in await source.drain()] == ["after the backfill"]
+
+
 async def test_search_results_are_normalised(fake: FakeBluesky, base_url: str) -> None:
     fake.posts = load_fixture("search_posts.json")["posts"]
 

@@ -201,6 +201,32 @@ async def test_new_pages_are_swept_with_after_until_the_cursor_without_gaps_or_d
     assert afters == [None, None, burst[3], burst[1], None, during[0], None]
 
 
+async def test_a_backfill_sweeps_back_to_its_start_time_and_then_listens_on(
+    reddit: tuple[FakeReddit, str], clock: ManualClock, client: httpx.AsyncClient
+) -> None:
+    fake, base_url = reddit
+    since = START - timedelta(hours=3)
+    older = [
+        fake.add_post(f"acme old {i}", created_at=since - timedelta(hours=2 - i)) for i in (0, 1)
+    ]
+    at_since = fake.add_post("acme at the start", created_at=since)
+    later = [
+        fake.add_post(f"acme later {i}", created_at=since + timedelta(hours=1 + i)) for i in (0, 1)
+    ]
+    listening = source(fake, base_url, clock, limit=2)
+    # A new source takes the newest page only: the rest was never delivered.
+    assert [m.external_id for m in (await listening.pull(client)).mentions] == later[::-1]
+
+    listening.cursor = listening.connector.backfill_cursor(since)
+    backfill = await listening.sweep(client)
+
+    assert [m.external_id for m in backfill] == [*later[::-1], at_since]
+    assert not set(older) & {m.external_id for m in backfill}
+    clock.advance(minutes=1)
+    fresh = fake.add_post("acme after the backfill")
+    assert [m.external_id for m in await listening.sweep(client)] == [fresh]
+
+
 async def test_a_deleted_cursor_item_still_bounds_the_next_sweep_by_time(
     reddit: tuple[FakeReddit, str], clock: ManualClock, client: httpx.AsyncClient
 ) -> None:

@@ -270,6 +270,31 @@ async def test_a_crash_mid_sweep_resumes_from_the_saved_page(
     assert rest == [["2718281_18"]]
 
 
+async def test_a_backfill_searches_again_from_its_start_time_and_then_listens_on(
+    vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
+) -> None:
+    fake, config = vk_api
+    _, cursor = await sweep(client, config, {})
+    # Posted since the last sweep, not pulled yet.
+    fake.posts.append(
+        {"id": 30, "owner_id": 2718281, "from_id": 2718281, "date": 1762004000, "text": "acme"}
+    )
+
+    # Half a second before 902's date: the bound is the next whole second, 902's own.
+    since = datetime.fromtimestamp(1762001999.5, UTC)
+    pages, cursor = await sweep(client, config, CONNECTOR.backfill_cursor(since))
+
+    heard = [external_id for page in pages for external_id in page]
+    assert sorted(heard) == ["-3000001_55", "2718281_30", "3141592_901", "3141592_902"]
+    assert len(pages) == 2  # paged with next_from
+    assert fake.requests[-1]["form"]["start_time"] == "1762002000"
+    fake.posts.append(
+        {"id": 31, "owner_id": 2718281, "from_id": 2718281, "date": 1762005000, "text": "acme"}
+    )
+    after, _ = await sweep(client, config, cursor)
+    assert after == [["2718281_31"]]
+
+
 async def test_posts_carry_authors_links_and_counts(
     vk_api: tuple[FakeVkApi, VkConfig], client: httpx.AsyncClient
 ) -> None:

@@ -190,6 +190,32 @@ async def test_new_threads_and_replies_arrive_once_across_pages_and_sweeps(
     assert not quiet.more
 
 
+async def test_a_backfill_sweeps_back_to_its_start_time_and_then_listens_on(
+    youtube: tuple[FakeYoutube, str], clock: ManualClock, client: httpx.AsyncClient
+) -> None:
+    fake, base_url = youtube
+    since = ago(clock, hours=3)
+    old = fake.add_thread("before the start", published_at=ago(clock, hours=5))
+    older = fake.add_thread("long before the start", published_at=ago(clock, hours=6))
+    # An old thread's reply after the start is heard; its top-level comment is not.
+    late_reply = fake.add_reply(old, "late reply", published_at=ago(clock, hours=2, minutes=30))
+    at_since = fake.add_thread("at the start", published_at=since)
+    later = [fake.add_thread(f"later {i}", published_at=ago(clock, hours=2 - i)) for i in (0, 1)]
+    listening = source(fake, base_url, clock, max_results=2)
+    # A new source takes the newest page only: the rest was never delivered.
+    assert [m.external_id for m in (await listening.pull(client)).mentions] == later[::-1]
+
+    listening.cursor = listening.connector.backfill_cursor(since)
+    backfill = await listening.sweep(client)
+
+    delivered = [m.external_id for m in backfill]
+    assert sorted(delivered) == sorted([*later, late_reply, at_since])
+    assert not {old, older} & set(delivered)
+    clock.advance(minutes=1)
+    fresh = fake.add_thread("after the backfill")
+    assert [m.external_id for m in await listening.sweep(client)] == [fresh]
+
+
 async def test_quota_is_counted_per_pacific_day_and_resets_at_pacific_midnight(
     youtube: tuple[FakeYoutube, str], clock: ManualClock, client: httpx.AsyncClient
 ) -> None:

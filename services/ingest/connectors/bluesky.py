@@ -7,6 +7,7 @@ pass is a *walk*: it starts at the top, remembers the newest item it met (`walk.
 back one page per `pull` (`more=True`), and ends at the first item at or before the newest item of
 the previous walk (`newest`, the high-water mark by `indexedAt`, with the URIs at exactly that
 instant so ties are neither lost nor repeated). Only then does `walk.newest` become `newest`.
+A backfill sets `newest` to the start time with no URIs, so the next walk reads down to it.
 Items that arrive during a walk sit above its start and are picked up by the next walk, so none is
 missed; a listing that shifts under an offset cursor is absorbed by skipping anything at or above
 the oldest item already taken in this walk (`walk.oldest`), so none is repeated.
@@ -660,6 +661,15 @@ class BlueskyConnector:
             skipped=skipped,
             credentials=session.as_credentials() if session.changed else None,
         )
+
+    def backfill_cursor(self, since: datetime) -> dict[str, Any]:
+        """A cursor whose next walk reads back to `since`: the high-water mark stands at that
+        instant with no URIs, so an item indexed exactly then is still taken.
+
+        Both listings are ordered by `indexedAt`, not by the client-set `createdAt`, so the walk
+        stops by it; indexing follows creation, so a post created before `since` but indexed
+        after it may come too, which costs nothing (ingest keeps one item per URI)."""
+        return {"newest": _Mark(since.astimezone(UTC), frozenset()).dump()}
 
     async def replies(
         self,

@@ -9,8 +9,10 @@ When more than one page is new, the sweep's state (`after` anchor, the item it s
 newest item of its first page) is kept in the cursor between pulls and `more` is set, so each pull
 returns one page and nothing is skipped; only when the sweep ends does `newest` move to the top of
 its first page. The first pull of a new source takes the newest page only (it starts listening
-now rather than backfilling Reddit's history). Known limit: if the `after` anchor itself is deleted
-in the middle of a sweep, Reddit answers an empty page and the sweep ends there.
+now rather than backfilling Reddit's history); a backfill instead sets `newest` to a bare time (no
+fullname), so the next sweep pages back to the first item created before it. Known limit: if
+the `after` anchor itself is deleted in the middle of a sweep, Reddit answers an empty page and the
+sweep ends there.
 """
 
 from __future__ import annotations
@@ -235,6 +237,13 @@ class RedditConnector:
             skipped=skipped,
             credentials=token.credentials(),
         )
+
+    def backfill_cursor(self, since: datetime) -> dict[str, Any]:
+        """A cursor whose next sweep pages back to the first item created before `since`.
+
+        Listings cannot start at a time, only walk back from the newest, so `since` becomes the
+        stop mark: an anchor with an empty fullname matches no item and ties with none."""
+        return {"newest": _Anchor("", since.timestamp()).to_json()}
 
     async def _get_listing(
         self,

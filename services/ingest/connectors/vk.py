@@ -1,10 +1,12 @@
 """VK connector: keyword search with `newsfeed.search` (pull), the comments on one of our wall
-posts with `wall.getComments` (replies), and a community's wall events from the Callback API."""
+posts with `wall.getComments` (replies), and a community's wall events from the Callback API.
+A backfill restarts the search sweep at VK's `start_time` = the backfill's start."""
 
 from __future__ import annotations
 
 import hmac
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NoReturn
@@ -215,6 +217,13 @@ class VkConnector:
         else:
             new_cursor = {"since": newest, "seen_at_since": sorted(newest_ids)}
         return PullResult(mentions, new_cursor, more=False, skipped=skipped)
+
+    def backfill_cursor(self, since: datetime) -> dict[str, Any]:
+        """A cursor whose next sweep searches from `since` on (`start_time` is inclusive).
+
+        Post dates are whole seconds, so the first whole second at or after `since` is the bound.
+        """
+        return {"since": math.ceil(since.timestamp()), "seen_at_since": []}
 
     async def replies(
         self,

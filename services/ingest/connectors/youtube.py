@@ -17,6 +17,12 @@ reached it, jumps above the sweep and its older unseen replies are missed.
 Quota: every list call costs `QUOTA_UNITS_PER_CALL`. The cursor counts units per Pacific-time day
 (YouTube resets quotas at midnight PT), and a pull that would pass `daily_quota` raises
 RateLimited until that midnight without calling YouTube.
+
+Backfill: the mark is set to the start time with no ids, so the next sweep pages back to threads
+with nothing from that time on. `backfill_cursor` is given only the time, not the current cursor,
+so the day's quota count starts again from zero and forgets the units already spent today; if the
+real quota runs out first, YouTube answers `quotaExceeded`, which waits for midnight PT all the
+same, so the loss costs one refused call, not a flood.
 """
 
 from __future__ import annotations
@@ -243,6 +249,12 @@ class YoutubeConnector:
             skipped=skipped,
             quota_used=QUOTA_UNITS_PER_CALL,
         )
+
+    def backfill_cursor(self, since: datetime) -> dict[str, Any]:
+        """A cursor whose next sweep pages back to the first thread with nothing at or after
+        `since` (commentThreads.list cannot start at a time). The day's quota count is lost: see
+        the module docstring."""
+        return {"mark": _Mark(since.astimezone(UTC), frozenset()).to_json()}
 
     async def _list_threads(
         self,
