@@ -409,6 +409,25 @@ async def notifications(request: Request, account: CurrentAccount) -> JSONRespon
     return _paged(request, items, ("limit", "account_id", "types[]", "exclude_types[]"))
 
 
+@api.get("/api/v1/accounts/{account_id}/statuses")
+async def list_account_statuses(request: Request, account_id: str, viewer: Viewer) -> JSONResponse:
+    """An account's statuses, newest first (https://docs.joinmastodon.org/methods/accounts/#statuses);
+    the publisher reads it to reconcile a post whose outcome it did not see."""
+    if not account_id.isdigit():
+        raise NotFound()
+    network = _sandbox(request).network
+    account = network.account(int(account_id))
+    page = _page(request, STATUSES_LIMIT)
+    max_id = page.max_id
+    found = [
+        s
+        for s in network.statuses_of(account)
+        if (max_id is None or s.id < max_id) and s.visible_to(viewer)
+    ][: page.limit]
+    base = _base(request)
+    return _paged(request, [entities.status_json(s, base) for s in found], ("limit",))
+
+
 @api.get("/api/v1/timelines/tag/{hashtag}")
 async def tag_timeline(request: Request, hashtag: str, viewer: Viewer) -> JSONResponse:
     only_media = request.query_params.get("only_media", "").lower() in ("1", "true")

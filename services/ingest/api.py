@@ -734,9 +734,11 @@ def build_api(
                     "backfill_unsupported",
                     f"{row.network} {row.kind} sources cannot be backfilled",
                 )
-            updated = await repository.update_source(
-                conn, source_id, cursor=make_cursor(body.since), run_now=True
-            )
+            cursor = make_cursor(body.since)
+            if "quota" in row.cursor:
+                # Units already spent today stay spent (YouTube keeps its count in the cursor).
+                cursor.setdefault("quota", row.cursor["quota"])
+            updated = await repository.update_source(conn, source_id, cursor=cursor, run_now=True)
             assert updated is not None
             (view,) = await source_view(conn, [updated])
         return view

@@ -14,12 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from devstack.sandbox import SandboxConfig, create_app, entities
-from devstack.sandbox.app import Sandbox, optional_account
-from devstack.sandbox.network import NotFound
+from devstack.sandbox import SandboxConfig, create_app
 from services.publisher.adapters import adapter_for
 from services.publisher.adapters.base import (
     MediaUpload,
@@ -37,33 +33,6 @@ from tests.fakes.server import serve
 
 # The adapter's own read timeout: short, so "the answer never came" takes a fraction of a second.
 READ_TIMEOUT_S = 0.3
-
-
-def with_account_statuses(app: FastAPI) -> FastAPI:
-    """Add Mastodon's `GET /api/v1/accounts/:id/statuses`
-    (https://docs.joinmastodon.org/methods/accounts/#statuses: newest first, `limit` up to 40,
-    `max_id` pages back), which the sandbox does not serve yet, rendered by the sandbox's own
-    entities from its own state, behind its own auth, rate limits and faults."""
-
-    async def account_statuses(request: Request, account_id: str) -> JSONResponse:
-        sandbox: Sandbox = request.app.state.sandbox
-        viewer = optional_account(request)
-        if not account_id.isdigit():
-            raise NotFound()
-        account = sandbox.network.account(int(account_id))
-        params = request.query_params
-        limit = min(int(params.get("limit", "20")), 40)
-        max_id = int(params["max_id"]) if params.get("max_id", "").isdigit() else None
-        found = [
-            status
-            for status in sandbox.network.statuses_of(account)
-            if (max_id is None or status.id < max_id) and status.visible_to(viewer)
-        ][:limit]
-        base = str(request.base_url).rstrip("/")
-        return JSONResponse([entities.status_json(status, base) for status in found])
-
-    app.add_api_route("/api/v1/accounts/{account_id}/statuses", account_statuses, methods=["GET"])
-    return app
 
 
 @dataclass
@@ -132,7 +101,7 @@ class Network:
 
 @pytest.fixture
 async def network() -> AsyncIterator[Network]:
-    app = with_account_statuses(create_app(SandboxConfig()))
+    app = create_app(SandboxConfig())
     async with serve(app) as url, httpx.AsyncClient() as admin:
         yield Network(url, admin)
 
