@@ -166,12 +166,17 @@ async def _sandbox_traffic(auth: dict[str, str], run_id: str) -> None:
         traffic.raise_for_status()
         typer.echo("Sandbox traffic started (2 statuses/s); ingest polls it every 10 s.")
         started = time.monotonic()
+        since = datetime.now(UTC)
         seen: list[dict[str, Any]] = []
         while time.monotonic() - started < 60:
             page = await client.get(
                 f"{inbox}/api/v1/items", params={"brand_id": BRAND, "limit": 200}, headers=auth
             )
-            seen = [i for i in page.json()["items"] if i["network"] == "mastodon"]
+            seen = [
+                i
+                for i in page.json()["items"]
+                if i["network"] == "mastodon" and datetime.fromisoformat(i["received_at"]) >= since
+            ]
             if len(seen) >= 5:
                 break
             await asyncio.sleep(1)
