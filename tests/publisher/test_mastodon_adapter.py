@@ -4,9 +4,7 @@ status, never a second one."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +28,7 @@ from services.publisher.adapters.base import (
 )
 from services.publisher.adapters.mastodon import MastodonChannel, MastodonPublisher
 from tests.fakes.server import serve
+from tests.support import wait_until
 
 # The adapter's own read timeout: short, so "the answer never came" takes a fraction of a second.
 READ_TIMEOUT_S = 0.3
@@ -91,12 +90,12 @@ class Network:
     async def wait_for_statuses(self, brand: Brand, count: int) -> list[dict[str, Any]]:
         """The brand's statuses once there are `count` of them (the server applies a write a
         moment after the client has given up on the answer)."""
-        deadline = time.monotonic() + 5
-        while True:
+
+        async def enough() -> list[dict[str, Any]]:
             statuses = await self.statuses_of(brand)
-            if len(statuses) >= count or time.monotonic() > deadline:
-                return statuses
-            await asyncio.sleep(0.02)
+            return statuses if len(statuses) >= count else []
+
+        return await wait_until(enough, timeout_s=5, interval_s=0.02, what=f"{count} statuses")
 
 
 @pytest.fixture
