@@ -1,0 +1,441 @@
+"""Bluesky (AT Protocol) write half: publish a post or a reply with `com.atproto.repo.createRecord`
+under a record key derived from the attempt's idempotency key, and reconcile by reading that key.
+
+Wire format: https://docs.bsky.app/docs/api/com-atproto-repo-create-record, posts and replies as
+https://docs.bsky.app/docs/advanced-guides/posts describes them (text, createdAt, langs, facets,
+`reply: {root, parent}` strong refs resolved with `app.bsky.feed.getPosts`).
+
+Exactly once without an idempotency header: `createRecord` accepts an explicit `rkey`, and a
+repository holds one record per key. So every attempt of one publication writes to the same key,
+`record_key(request)`: a TID (https://atproto.com/specs/tid), 13 base32-sortable characters, whose
+time part is the first attempt's `attempted_at` (to the millisecond, so the key sorts as a post of
+that moment) and whose last 20 bits come from SHA-256 of the idempotency key; without
+`attempted_at`, all of its bits come from the hash. A retry whose first attempt did land cannot
+make a second post: the PDS refuses the existing key (the reference PDS answers a 500 today,
+bluesky-social/atproto#3718; a named error is on its way, #4728). Whatever the refusal, the adapter
+then reads the key back with `com.atproto.repo.getRecord` and, when the record is there, answers
+`Published` with it. `reconcile` does the same read: the PDS is the repository's source of truth
+and answers its own writes at once, so "no record under this key" is a definite None.
+
+Sessions: app-password sign-in (`createSession`) is rate-limited hard, so the access JWT is reused
+across calls (kept in the adapter per PDS and identifier, or taken from `credentials`) and renewed
+with `refreshSession` when the PDS calls it expired; only a refused sign-in needs a person.
+
+Media: not sent yet (blob upload and embeds are not built); a request with media is
+`Rejected("media_unsupported")` rather than published without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import field_validator
+
+from services.publisher.adapters.base import (
+    ChannelConfig,
+    NeedsReconnect,
+    Published,
+    PublishOutcome,
+    PublishRequest,
+    RateLimited,
+    ReconcileFailed,
+    Rejected,
+    Retryable,
+    Unknown,
+    retry_after_seconds,
+)
+from services.publisher.validation import compute_facets
+
+NETWORK = "bluesky"
+POST_COLLECTION = "app.bsky.feed.post"
+TID_ALPHABET = "234567abcdefghijklmnopqrstuvwxyz"  # base32-sortable
+RATE_WINDOW_S = 300.0  # Bluesky's rate-limit window, when a 429 names no reset time
+# XRPC error names that mean "this token no longer works" rather than "this request is wrong".
+TOKEN_ERRORS = frozenset({"ExpiredToken", "InvalidToken", "AuthenticationRequired"})
+# createSession refusals that only a person can fix (new app password, 2FA, takedown).
+LOGIN_ERRORS = frozenset(
+    {"AuthenticationRequired", "AccountTakedown", "AuthFactorTokenRequired", "InvalidToken"}
+)
+RECORD_NOT_FOUND = "RecordNotFound"
+
+
+class BlueskyChannel(ChannelConfig):
+    """The PDS (or entryway) the brand's account signs in to."""
+
+    service: str = "https://bsky.social"
+
+    @field_validator("service")
+    @classmethod
+    def _service_is_http(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("service must be an http(s) URL, e.g. https://bsky.social")
+        return value.rstrip("/")
+
+
+def record_key(request: PublishRequest) -> str:
+    """The TID every attempt of `request` writes its post under (see the module docstring)."""
+    digest = int.from_bytes(hashlib.sha256(request.idempotency_key.encode()).digest()[:8], "big")
+    if request.attempted_at is None:
+        value = digest >> 1  # the top bit of a TID is always 0
+    else:
+        millis = int(request.attempted_at.timestamp() * 1000)
+        micros = millis * 1000 + (digest >> 10) % 1000
+        value = (micros << 10) | (digest & 0x3FF)
+    return "".join(TID_ALPHABET[(value >> shift) & 31] for shift in range(60, -1, -5))
+
+
+def post_url(handle: str, uri: str) -> str:
+    return f"https://bsky.app/profile/{handle}/post/{uri.rsplit('/', 1)[-1]}"
+
+
+@dataclass
+class _Session:
+    access_jwt: str
+    refresh_jwt: str
+    did: str
+    handle: str
+
+
+class _Refused(Exception):
+    """An XRPC call that ends the publish (or the reconcile) with `outcome`."""
+
+    def __init__(self, outcome: Retryable | RateLimited | NeedsReconnect | Rejected | Unknown):
+        super().__init__(str(outcome))
+        self.outcome = outcome
+
+
+class BlueskyPublisher:
+    """Publishes posts and replies for one Bluesky account (`credentials["identifier"]`,
+    `credentials["app_password"]`; optionally `access_jwt`, `refresh_jwt`, `did`, `handle` of a
+    session already open)."""
+
+    network: ClassVar[str] = NETWORK
+    config_model: ClassVar[type[ChannelConfig]] = BlueskyChannel
+
+    def __init__(self) -> None:
+        # Open sessions by (PDS, identifier), so each publish does not sign in again.
+        self._sessions: dict[tuple[str, str], _Session] = {}
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+
+    async def publish(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: BlueskyChannel,
+        credentials: dict[str, Any],
+        request: PublishRequest,
+    ) -> PublishOutcome:
+        if request.media:
+            return Rejected("media_unsupported", "Attachments cannot be published to Bluesky yet")
+        xrpc = _Xrpc(self, client, channel_config, credentials)
+        rkey = record_key(request)
+        try:
+            session = await xrpc.session()
+            record: dict[str, Any] = {
+                "$type": POST_COLLECTION,
+                "text": request.text,
+                "createdAt": datetime.now(UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+            }
+            if request.language is not None:
+                record["langs"] = [request.language]
+            facets = await xrpc.facets(request.text)
+            if facets:
+                record["facets"] = facets
+            if request.reply_to_external_id is not None:
+                record["reply"] = await xrpc.reply_refs(request.reply_to_external_id)
+            body = {
+                "repo": session.did,
+                "collection": POST_COLLECTION,
+                "rkey": rkey,
+                "record": record,
+            }
+            try:
+                response = await xrpc.send("POST", "com.atproto.repo.createRecord", body=body)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                return Retryable(f"not sent: {type(exc).__name__}: {exc}")
+            except httpx.TransportError as exc:
+                # The request (or part of it) left: the PDS may have written the record.
+                return Unknown(f"no answer after sending: {type(exc).__name__}: {exc}")
+            if response.is_success:
+                created = _json(response)
+                uri = created.get("uri") if isinstance(created, dict) else None
+                if not isinstance(uri, str):
+                    return Unknown(f"HTTP {response.status_code} without a record uri")
+                return Published(uri, post_url(session.handle, uri))
+            refusal = _refusal(response)
+            if isinstance(refusal, Unknown | Rejected):
+                # Perhaps a retry of an attempt that did land: the key is taken by our own post.
+                try:
+                    existing = await self._existing(xrpc, rkey)
+                except (_Refused, httpx.TransportError):
+                    existing = None  # unreadable: the refusal stands, reconcile reads later
+                if existing is not None:
+                    return existing
+            return refusal
+        except _Refused as refused:
+            return refused.outcome
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            return Retryable(f"not sent: {type(exc).__name__}: {exc}")
+        except httpx.TransportError as exc:
+            # A failed sign-in or read before the post: nothing was written.
+            return Retryable(f"{type(exc).__name__}: {exc}")
+
+    async def reconcile(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: BlueskyChannel,
+        credentials: dict[str, Any],
+        request: PublishRequest,
+    ) -> Published | None:
+        xrpc = _Xrpc(self, client, channel_config, credentials)
+        try:
+            return await self._existing(xrpc, record_key(request))
+        except _Refused as refused:
+            outcome = refused.outcome
+            # A failed read changed nothing: unlike a publish, a 5xx is plainly retryable.
+            raise ReconcileFailed(
+                Retryable(outcome.reason) if isinstance(outcome, Unknown) else outcome
+            ) from refused
+        except httpx.TransportError as exc:
+            raise ReconcileFailed(Retryable(f"{type(exc).__name__}: {exc}")) from exc
+
+    async def _existing(self, xrpc: _Xrpc, rkey: str) -> Published | None:
+        session = await xrpc.session()
+        params = {"repo": session.did, "collection": POST_COLLECTION, "rkey": rkey}
+        response = await xrpc.send("GET", "com.atproto.repo.getRecord", params=params)
+        if response.status_code == 400 and _xrpc_error(response)[0] == RECORD_NOT_FOUND:
+            return None
+        if not response.is_success:
+            raise _Refused(_refusal(response))
+        found = _json(response)
+        uri = found.get("uri") if isinstance(found, dict) else None
+        if not isinstance(uri, str):
+            raise _Refused(Retryable(f"getRecord HTTP {response.status_code} without a uri"))
+        return Published(uri, post_url(session.handle, uri))
+
+
+class _Xrpc:
+    """XRPC calls of one publish or reconcile, with the account's session."""
+
+    def __init__(
+        self,
+        adapter: BlueskyPublisher,
+        client: httpx.AsyncClient,
+        config: BlueskyChannel,
+        credentials: dict[str, Any],
+    ) -> None:
+        self.adapter = adapter
+        self.client = client
+        self.config = config
+        self.credentials = credentials
+        self.key = (config.service, str(credentials.get("identifier", "")))
+
+    async def session(self) -> _Session:
+        known = self.adapter._sessions.get(self.key)
+        if known is not None:
+            return known
+        given = self.credentials
+        if all(isinstance(given.get(k), str) for k in ("access_jwt", "refresh_jwt", "did")):
+            known = _Session(
+                given["access_jwt"],
+                given["refresh_jwt"],
+                given["did"],
+                str(given.get("handle") or given["did"]),
+            )
+            self.adapter._sessions[self.key] = known
+            return known
+        return await self._renew(None)
+
+    async def _renew(self, stale: _Session | None) -> _Session:
+        """A fresh session: refreshed when there is a refresh token, else signed in."""
+        lock = self.adapter._locks.setdefault(self.key, asyncio.Lock())
+        async with lock:
+            current = self.adapter._sessions.get(self.key)
+            if current is not None and current is not stale:
+                return current  # another call renewed it meanwhile
+            fresh: _Session | None = None
+            if stale is not None:
+                response = await self._call(
+                    "POST", "com.atproto.server.refreshSession", token=stale.refresh_jwt
+                )
+                if response.is_success:
+                    fresh = _session_of(response)
+                elif not _token_rejected(response):
+                    raise _Refused(_refusal(response))
+            if fresh is None:
+                fresh = await self._sign_in()
+            self.adapter._sessions[self.key] = fresh
+            return fresh
+
+    async def _sign_in(self) -> _Session:
+        identifier = self.credentials.get("identifier")
+        password = self.credentials.get("app_password")
+        if not identifier or not password:
+            raise _Refused(NeedsReconnect("no identifier/app password to sign in with"))
+        response = await self._call(
+            "POST",
+            "com.atproto.server.createSession",
+            body={"identifier": identifier, "password": password},
+        )
+        error, message = _xrpc_error(response)
+        if response.status_code in (401, 403) or (
+            response.status_code == 400 and error in LOGIN_ERRORS
+        ):
+            self.adapter._sessions.pop(self.key, None)
+            raise _Refused(NeedsReconnect(f"sign-in refused: {error} {message}".strip()))
+        if not response.is_success:
+            raise _Refused(_refusal(response))
+        return _session_of(response)
+
+    async def send(
+        self,
+        method: str,
+        nsid: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        """A call with the access token, renewed once if the PDS says it expired. A refused token
+        means the PDS did nothing, so sending again (even a createRecord) is safe."""
+        session = await self.session()
+        response = await self._call(
+            method, nsid, token=session.access_jwt, params=params, body=body
+        )
+        if _token_rejected(response):
+            session = await self._renew(session)
+            response = await self._call(
+                method, nsid, token=session.access_jwt, params=params, body=body
+            )
+            if _token_rejected(response):
+                error, message = _xrpc_error(response)
+                raise _Refused(NeedsReconnect(f"a fresh session was refused: {error} {message}"))
+        return response
+
+    async def _call(
+        self,
+        method: str,
+        nsid: str,
+        *,
+        token: str | None = None,
+        params: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> httpx.Response:
+        headers = {"Accept": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return await self.client.request(
+            method, f"{self.config.service}/xrpc/{nsid}", params=params, json=body, headers=headers
+        )
+
+    async def _read(self, nsid: str, params: dict[str, Any]) -> dict[str, Any]:
+        response = await self.send("GET", nsid, params=params)
+        if not response.is_success:
+            refusal = _refusal(response)
+            # Nothing was written yet: a failed read before the post is simply retryable.
+            raise _Refused(Retryable(refusal.reason) if isinstance(refusal, Unknown) else refusal)
+        body = _json(response)
+        if not isinstance(body, dict):
+            raise _Refused(Retryable(f"{nsid}: HTTP {response.status_code} without JSON"))
+        return body
+
+    async def facets(self, text: str) -> list[dict[str, Any]]:
+        """Links and hashtags as computed; mentions only when the handle resolves to a DID (an
+        unknown handle stays plain text, as the reference client leaves it)."""
+        facets: list[dict[str, Any]] = []
+        for facet in compute_facets(text):
+            feature = facet["features"][0]
+            if feature["$type"] != "app.bsky.richtext.facet#mention":
+                facets.append(facet)
+                continue
+            response = await self.send(
+                "GET", "com.atproto.identity.resolveHandle", params={"handle": feature["handle"]}
+            )
+            resolved = _json(response) if response.is_success else None
+            did = resolved.get("did") if isinstance(resolved, dict) else None
+            if isinstance(did, str):
+                mention = {"$type": feature["$type"], "did": did}
+                facets.append({**facet, "features": [mention]})
+        return facets
+
+    async def reply_refs(self, parent_uri: str) -> dict[str, Any]:
+        """`reply.root` and `reply.parent` strong refs for a reply to `parent_uri`."""
+        found = await self._read("app.bsky.feed.getPosts", {"uris": [parent_uri]})
+        posts = found.get("posts")
+        parent = posts[0] if isinstance(posts, list) and posts else None
+        if not isinstance(parent, dict) or not isinstance(parent.get("cid"), str):
+            raise _Refused(
+                Rejected("reply_target_not_found", f"The post {parent_uri} cannot be found")
+            )
+        parent_ref = {"uri": parent["uri"], "cid": parent["cid"]}
+        record = parent.get("record")
+        thread = record.get("reply") if isinstance(record, dict) else None
+        root = thread.get("root") if isinstance(thread, dict) else None
+        if not (isinstance(root, dict) and isinstance(root.get("cid"), str)):
+            root = parent_ref  # the parent starts the thread
+        return {"root": {"uri": root["uri"], "cid": root["cid"]}, "parent": parent_ref}
+
+
+# --- wire helpers --------------------------------------------------------------------------------
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _xrpc_error(response: httpx.Response) -> tuple[str, str]:
+    """The `error` name and `message` of an XRPC error body (empty when absent)."""
+    body = _json(response)
+    if not isinstance(body, dict):
+        return "", ""
+    return str(body.get("error") or ""), str(body.get("message") or "")
+
+
+def _session_of(response: httpx.Response) -> _Session:
+    body = _json(response)
+    if not isinstance(body, dict) or not all(
+        isinstance(body.get(k), str) for k in ("accessJwt", "refreshJwt", "did")
+    ):
+        raise _Refused(Retryable("session answer without accessJwt/refreshJwt/did"))
+    return _Session(
+        body["accessJwt"], body["refreshJwt"], body["did"], str(body.get("handle") or body["did"])
+    )
+
+
+def _token_rejected(response: httpx.Response) -> bool:
+    if response.status_code == 401:
+        return True
+    return response.status_code == 400 and _xrpc_error(response)[0] in TOKEN_ERRORS
+
+
+def _wait(response: httpx.Response) -> float:
+    """Bluesky's `RateLimit-Reset` (Unix seconds), else `Retry-After`, else the whole window."""
+    reset = response.headers.get("ratelimit-reset", "").strip()
+    if reset.isdigit():
+        # A reset already past (clock skew) still deserves a short pause, not a hot loop.
+        return max(int(reset) - datetime.now(UTC).timestamp(), 1.0)
+    return retry_after_seconds(response) or RATE_WINDOW_S
+
+
+def _refusal(response: httpx.Response) -> RateLimited | NeedsReconnect | Rejected | Unknown:
+    status = response.status_code
+    error, message = _xrpc_error(response)
+    detail = (
+        f"HTTP {status}" + (f": {error}" if error else "") + (f": {message}" if message else "")
+    )
+    if status == 429:
+        return RateLimited(_wait(response))
+    if status in (401, 403) or error in LOGIN_ERRORS | {"AccountDeactivated"}:
+        return NeedsReconnect(detail)
+    if status >= 500 or status < 400:
+        # The PDS may have written the record before failing to answer.
+        return Unknown(detail)
+    return Rejected(detail, message or error or None)
