@@ -1,0 +1,132 @@
+"""A local Graph API for one Facebook Page: `POST /{page_id}/feed`
+(https://developers.facebook.com/docs/graph-api/reference/page/feed#publish), `POST
+/{object_id}/comments` (https://developers.facebook.com/docs/graph-api/reference/object/comments),
+their reads with `fields`, `since`, `limit` and `paging.next`, and Graph errors
+(https://developers.facebook.com/docs/graph-api/guides/error-handling)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+
+@dataclass
+class GraphFaults:
+    """What the next writes meet. `errors` are (HTTP status, code, message, extra headers)
+    answered before anything is written; `http_status` answers a bare status before anything is
+    written; `delay_s` applies the write, then holds the answer that long."""
+
+    errors: list[tuple[int, int, str, dict[str, str]]] = field(default_factory=list)
+    http_status: int | None = None
+    delay_s: float = 0.0
+
+
+class FakeGraphPage:
+    """One Page (`page_id`, reachable with `token`). Tests add others' posts and comments with
+    `add`, set `faults`, and read `items` (every post and comment, by id)."""
+
+    def __init__(self, token: str, page_id: str, version: str = "v21.0") -> None:
+        self.token = token
+        self.page_id = page_id
+        self.version = version
+        self.items: dict[str, dict[str, Any]] = {}
+        self.faults = GraphFaults()
+        self._ids = itertools.count(1000)
+        self.app = Starlette(
+            routes=[
+                Route(f"/{version}/{{object_id}}/{{edge}}", self._edge, methods=["GET", "POST"])
+            ]
+        )
+
+    def add(
+        self,
+        message: str,
+        from_id: str,
+        parent: str | None = None,
+        created: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A post on the Page (no `parent`) or a comment on `parent`."""
+        number = next(self._ids)
+        item_id = f"{self.page_id}_{number}" if parent is None else f"{number}_{number + 1}"
+        item = {
+            "id": item_id,
+            "message": message,
+            "from": {"id": from_id, "name": "ACME" if from_id == self.page_id else "Kate"},
+            "created_time": (created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S+0000"),
+            "parent": parent,
+        }
+        self.items[item_id] = item
+        return item
+
+    def of(self, parent: str | None) -> list[dict[str, Any]]:
+        return [i for i in self.items.values() if i["parent"] == parent]
+
+    async def _edge(self, request: Request) -> Response:
+        object_id, edge = request.path_params["object_id"], request.path_params["edge"]
+        form = dict(parse_qsl((await request.body()).decode())) if request.method == "POST" else {}
+        params = {**dict(request.query_params), **form}
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if (params.get("access_token") or bearer) != self.token:
+            return _error(
+                400, 190, "Error validating access token: The session has been invalidated"
+            )
+        parent = None if edge == "feed" else object_id
+        if (edge == "feed" and object_id != self.page_id) or (
+            edge == "comments" and object_id not in self.items
+        ):
+            return _error(400, 100, f"Unsupported {request.method} request. Object {object_id}")
+        if edge not in ("feed", "comments"):
+            return _error(400, 100, f"Tried accessing nonexisting field ({edge})")
+        if request.method == "GET":
+            return self._read(request, parent, params)
+        if self.faults.http_status is not None:
+            status, self.faults.http_status = self.faults.http_status, None
+            return PlainTextResponse("Service Unavailable", status_code=status)
+        if self.faults.errors:
+            status, code, message, headers = self.faults.errors.pop(0)
+            return _error(status, code, message, headers)
+        if not params.get("message", "").strip():
+            return _error(400, 100, "(#100) Missing message or attachment")
+        item = self.add(params["message"], self.page_id, parent)
+        delay, self.faults.delay_s = self.faults.delay_s, 0.0
+        if delay:
+            await asyncio.sleep(delay)  # written already; the answer is what is late
+        return JSONResponse({"id": item["id"]})
+
+    def _read(self, request: Request, parent: str | None, params: dict[str, str]) -> Response:
+        items = sorted(self.of(parent), key=lambda i: (i["created_time"], i["id"]), reverse=True)
+        if params.get("since"):
+            since = datetime.fromtimestamp(int(params["since"]), UTC)
+            items = [i for i in items if datetime.fromisoformat(i["created_time"]) >= since]
+        if parent is not None and params.get("order") != "reverse_chronological":
+            items.reverse()  # comments default to chronological
+        offset = int(params.get("offset", 0))
+        limit = int(params.get("limit", 25))
+        fields = params.get("fields", "id").split(",")
+        page = [{k: v for k, v in i.items() if k in fields} for i in items[offset : offset + limit]]
+        body: dict[str, Any] = {"data": page}
+        if offset + limit < len(items):
+            following = {k: v for k, v in params.items() if k != "access_token"}
+            following["offset"] = str(offset + limit)
+            body["paging"] = {"next": f"{str(request.url).split('?')[0]}?{urlencode(following)}"}
+        return JSONResponse(body)
+
+
+def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    error = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "error_subcode": 460 if code == 190 else None,
+        "fbtrace_id": "AbCdEfGh123",
+    }
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
