@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
@@ -25,6 +28,19 @@ class SecretBox:
             return self._fernet.decrypt(token).decode()
         except InvalidToken as exc:
             raise ValueError("secret cannot be decrypted with the configured keys") from exc
+
+    def seal_json(self, values: dict[str, Any]) -> bytes:
+        """Encrypt a JSON object (credentials, webhook secrets)."""
+        return self.encrypt(json.dumps(values, separators=(",", ":")))
+
+    def open_json(self, sealed: bytes | None) -> dict[str, Any]:
+        """The JSON object `seal_json` sealed; {} for nothing stored."""
+        if sealed is None:
+            return {}
+        value = json.loads(self.decrypt(sealed))
+        if not isinstance(value, dict):
+            raise ValueError("sealed value is not a JSON object")
+        return value
 
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt under the current first key."""

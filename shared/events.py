@@ -168,6 +168,52 @@ class PostPublished(Envelope[PostPublishedPayload]):
     schema_version: Literal[1] = 1
 
 
+class PostLifecyclePayload(EventModel):
+    """A post's other lifecycle steps: `post.scheduled`, `post.approved`, `post.rejected`,
+    `post.failed` (one channel could not publish it) and `post.cancelled`."""
+
+    post_id: uuid.UUID
+    channel_id: uuid.UUID | None = None
+    network: str | None = None
+    scheduled_at: datetime | None = None
+    actor: str | None = None
+    comment: str | None = None
+    error: str | None = None
+
+
+# --- smm.inbox.v1 ----------------------------------------------------------------------------
+
+
+class ReplyRequestedPayload(EventModel):
+    """The inbox asks the publisher to answer an item on a network through a channel."""
+
+    EVENT_TYPE: ClassVar[str] = "reply.requested"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    request_id: uuid.UUID
+    channel_id: uuid.UUID
+    reply_to_external_id: str
+    text: str = Field(min_length=1, max_length=65_536)
+    requested_by: str | None = None
+
+
+class ReplyRequested(Envelope[ReplyRequestedPayload]):
+    type: Literal["reply.requested"] = "reply.requested"
+    schema_version: Literal[1] = 1
+
+
+class ReplyOutcomePayload(EventModel):
+    """`reply.published` (with the reply's network id) or `reply.failed` (with the reason)."""
+
+    request_id: uuid.UUID
+    channel_id: uuid.UUID
+    network: str
+    reply_to_external_id: str
+    external_id: str | None = None
+    url: str | None = None
+    error: str | None = None
+
+
 def envelope_for(
     payload: P,
     *,

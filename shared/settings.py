@@ -82,6 +82,14 @@ class IngestSettings(ServiceSettings):
 class PublisherSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SMM_PUBLISHER_", env_file=".env", extra="ignore")
     http_port: int = DEFAULT_HTTP_PORTS["publisher"]
+    dispatcher_enabled: bool = Field(default=True, description="Publish due posts here.")
+    dispatch_lease_s: float = Field(
+        default=60.0, ge=2, description="A claimed delivery's lease; a dead replica's expires."
+    )
+    dispatch_batch: int = Field(default=50, ge=1, le=1000)
+    network_timeout_s: float = Field(
+        default=20.0, gt=0, description="Past this, a publish call's outcome is unknown."
+    )
 
 
 class InboxSettings(ServiceSettings):

@@ -67,6 +67,8 @@ async def services(stack: SessionStack) -> AsyncIterator[dict[str, ServiceProces
         # A killed replica's sources wait out its lease; keep that short so tests see the
         # takeover in seconds (production default: 120 s).
         env["SMM_INGEST_SOURCE_LEASE_S"] = "15"
+        env["SMM_PUBLISHER_DISPATCH_LEASE_S"] = "4"
+        env["SMM_PUBLISHER_NETWORK_TIMEOUT_S"] = "2"
         procs[name] = ServiceProcess(name, env, port, stack.logs / f"{name}.log")
         procs[name].start()
     try:

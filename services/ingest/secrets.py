@@ -9,7 +9,7 @@ from shared.crypto import SecretBox
 
 
 def seal_dict(box: SecretBox, values: dict[str, Any]) -> bytes:
-    return box.encrypt(json.dumps(values, separators=(",", ":")))
+    return box.seal_json(values)
 
 
 def open_dict(box: SecretBox, sealed: bytes | None) -> dict[str, Any]:

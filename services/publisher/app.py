@@ -1,4 +1,4 @@
-"""Publisher wiring. Its schema holds the platform tables for now; posts arrive with issue #4."""
+"""Publisher wiring: the API, the dispatcher and the reply-request subscriber."""
 
 from __future__ import annotations
 
@@ -6,10 +6,32 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
+from services.publisher.adapters import PUBLISH_ADAPTERS
+from services.publisher.api import build_api
+from services.publisher.dispatcher import Dispatcher
+from services.publisher.handlers import subscribe
+from shared.crypto import SecretBox
 from shared.runtime import Runtime
+from shared.settings import PublisherSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def wire(rt: Runtime) -> APIRouter:
-    return APIRouter()
+    if rt.platform.encryption_keys is None:
+        raise RuntimeError("SMM_ENCRYPTION_KEYS is not set: channel credentials are encrypted")
+    box = SecretBox(rt.platform.encryption_keys.get_secret_value())
+    settings = rt.settings
+    assert isinstance(settings, PublisherSettings)
+    subscribe(rt)
+    if settings.dispatcher_enabled:
+        dispatcher = Dispatcher(
+            pool_provider=lambda: rt.pool,
+            adapters=PUBLISH_ADAPTERS,
+            box=box,
+            lease_s=settings.dispatch_lease_s,
+            batch=settings.dispatch_batch,
+            network_timeout_s=settings.network_timeout_s,
+        )
+        rt.background.append(dispatcher.run)
+    return build_api(rt, box=box, adapters=PUBLISH_ADAPTERS)

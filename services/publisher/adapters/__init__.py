@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from services.publisher.adapters.base import PublishAdapter
+from services.publisher.adapters.bluesky import BlueskyPublisher
 from services.publisher.adapters.mastodon import MastodonPublisher
+from services.publisher.adapters.telegram import TelegramPublisher
 
-PUBLISH_ADAPTERS: Mapping[str, PublishAdapter] = {MastodonPublisher.network: MastodonPublisher()}
+PUBLISH_ADAPTERS: Mapping[str, PublishAdapter] = {
+    MastodonPublisher.network: MastodonPublisher(),
+    BlueskyPublisher.network: BlueskyPublisher(),
+    TelegramPublisher.network: TelegramPublisher(),
+}
 
 
 def adapter_for(network: str) -> PublishAdapter:

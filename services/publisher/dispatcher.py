@@ -1,0 +1,206 @@
+"""Publishes due deliveries exactly once, with any number of replicas.
+
+A delivery is leased with `FOR UPDATE SKIP LOCKED`; the attempt (with the delivery's stable
+idempotency key) is committed before the network call, and the outcome after it, fenced by the
+lease. A delivery found mid-publish (its replica died between the call and the record) or with an
+unknown outcome is reconciled on the network first: published → recorded, no trace → published
+again with the same key, cannot tell → looked at again later. Nothing is ever retried blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import asyncpg
+import httpx
+
+from services.publisher import events, repository
+from services.publisher.adapters.base import (
+    NeedsReconnect,
+    PublishAdapter,
+    Published,
+    PublishOutcome,
+    PublishRequest,
+    RateLimited,
+    ReconcileFailed,
+    Rejected,
+    Retryable,
+    Unknown,
+)
+from shared.crypto import SecretBox
+from shared.db import TRANSIENT_DB_ERRORS
+from shared.outbox import add_events
+
+log = logging.getLogger("opensmm.publisher.dispatcher")
+
+MAX_ATTEMPTS = 8
+UNKNOWN_RECHECK_S = 30.0
+RECONNECT_RECHECK_S = 300.0
+
+
+class LeaseLost(RuntimeError):
+    pass
+
+
+def retry_backoff_s(attempts: int) -> float:
+    return float(min(5.0 * 2 ** max(attempts - 1, 0), 900.0)) * random.uniform(0.8, 1.2)  # noqa: S311
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        pool_provider: Callable[[], asyncpg.Pool],
+        adapters: Mapping[str, PublishAdapter],
+        box: SecretBox,
+        lease_s: float = 60.0,
+        batch: int = 50,
+        idle_poll_s: float = 0.5,
+        network_timeout_s: float = 20.0,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._pool = pool_provider
+        self._adapters = dict(adapters)
+        self._box = box
+        self._lease_s = lease_s
+        self._batch = batch
+        self._idle_poll_s = idle_poll_s
+        self._client = client
+        self._timeout_s = network_timeout_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+    async def run(self) -> None:
+        own = self._client is None
+        client = self._client or httpx.AsyncClient(
+            timeout=httpx.Timeout(self._timeout_s, connect=min(5.0, self._timeout_s))
+        )
+        try:
+            while True:
+                try:
+                    async with self._pool().acquire() as conn:
+                        due = await repository.claim_due(
+                            conn, self.owner, self._lease_s, self._batch
+                        )
+                except TRANSIENT_DB_ERRORS:
+                    due = []
+                if not due:
+                    await asyncio.sleep(self._idle_poll_s)
+                    continue
+                await asyncio.gather(*(self._safely(client, d) for d in due))
+        finally:
+            if own:
+                await client.aclose()
+
+    async def _safely(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
+        try:
+            await self.dispatch(client, delivery)
+        except LeaseLost:
+            log.warning("delivery %s: lease lost; another replica has it", delivery["id"])
+        except TRANSIENT_DB_ERRORS:
+            log.warning("delivery %s: database unavailable; the lease will expire", delivery["id"])
+        except Exception:
+            log.exception("delivery %s: unexpected failure", delivery["id"])
+
+    def _request(self, delivery: dict[str, Any]) -> PublishRequest:
+        return PublishRequest(
+            # Stable across every attempt of this delivery: the network sees one publication.
+            idempotency_key=str(delivery["id"]),
+            text=delivery["text"]
+            if not delivery["link"]
+            else f"{delivery['text']}\n{delivery['link']}",
+            reply_to_external_id=delivery["reply_to"],
+            attempted_at=delivery["first_attempt_at"],
+        )
+
+    async def dispatch(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
+        adapter = self._adapters.get(delivery["network"])
+        if adapter is None:
+            message = f"cannot publish to {delivery['network']}"
+            await self._record(delivery, Rejected("no_adapter", message))
+            return
+        config = adapter.config_model.model_validate(delivery["config"])
+        credentials = self._box.open_json(delivery["credentials_encrypted"])
+        request = self._request(delivery)
+        if delivery["status"] in ("publishing", "unknown") and delivery["attempts"] > 0:
+            try:
+                found = await adapter.reconcile(client, config, credentials, request)
+            except ReconcileFailed as exc:
+                if isinstance(exc.outcome, Rejected):
+                    # The network offers no way to check (Telegram): a person must look, since
+                    # publishing again could post twice.
+                    await self._record(
+                        delivery,
+                        Rejected(
+                            "outcome_unverifiable",
+                            f"the last attempt may have been published; check it ({exc.outcome})",
+                        ),
+                    )
+                else:
+                    await self._record(delivery, Unknown(f"reconcile failed: {exc.outcome}"))
+                return
+            if found is not None:
+                await self._record(delivery, found)
+                return
+        async with self._pool().acquire() as conn:
+            number = await repository.start_attempt(
+                conn, delivery["id"], self.owner, request.idempotency_key
+            )
+        if number is None:
+            raise LeaseLost(str(delivery["id"]))
+        delivery = {**delivery, "attempts": number}
+        outcome = await adapter.publish(client, config, credentials, request)
+        await self._record(delivery, outcome)
+
+    async def _record(self, delivery: dict[str, Any], outcome: PublishOutcome) -> None:
+        status, wait, detail = "failed", None, None
+        remote_id = url = None
+        channel_status: str | None = None
+        if isinstance(outcome, Published):
+            status, remote_id, url = "published", outcome.remote_id, outcome.url
+        elif isinstance(outcome, Retryable):
+            detail = outcome.reason
+            if delivery["attempts"] < MAX_ATTEMPTS:
+                status = "scheduled"
+                wait = outcome.retry_after_s or retry_backoff_s(delivery["attempts"])
+        elif isinstance(outcome, RateLimited):
+            status, wait, detail = "scheduled", max(outcome.retry_after_s, 1.0), "rate limited"
+        elif isinstance(outcome, NeedsReconnect):
+            status, wait, detail = "scheduled", RECONNECT_RECHECK_S, outcome.reason
+            channel_status = "needs_reconnect"
+        elif isinstance(outcome, Rejected):
+            detail = f"{outcome.reason}: {outcome.network_message}"
+        elif isinstance(outcome, Unknown):
+            status, wait, detail = "unknown", UNKNOWN_RECHECK_S, outcome.reason
+        async with self._pool().acquire() as conn, conn.transaction():
+            done = await repository.finish_attempt(
+                conn,
+                delivery["id"],
+                self.owner,
+                outcome=outcome.kind,
+                detail=detail,
+                status=status,
+                next_attempt_in_s=wait,
+                remote_id=remote_id,
+                url=url,
+            )
+            if not done:
+                raise LeaseLost(str(delivery["id"]))
+            if channel_status is not None:
+                await repository.update_channel(
+                    conn, delivery["channel_id"], status=channel_status, last_error=detail
+                )
+            if status in ("published", "failed"):
+                await add_events(
+                    conn, events.delivery_done(delivery, status, remote_id, url, detail)
+                )
+                if delivery["post_id"] is not None:
+                    rolled = await repository.roll_up_post(conn, delivery["post_id"])
+                    if rolled is not None:
+                        log.info("post %s is %s", delivery["post_id"], rolled)

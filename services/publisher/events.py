@@ -1,0 +1,94 @@
+"""The publisher's events on `smm.posts.v1`, built for the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.events import (
+    PostLifecyclePayload,
+    PostPublishedPayload,
+    ReplyOutcomePayload,
+    envelope_for,
+)
+from shared.outbox import OutgoingEvent
+from shared.topics import POSTS
+
+
+def _event(tenant_id: str, key: uuid.UUID, event: dict[str, Any]) -> OutgoingEvent:
+    return OutgoingEvent(topic=POSTS.name, key=f"{tenant_id}:{key}", event=event)
+
+
+def lifecycle(
+    event_type: str,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    post_id: uuid.UUID,
+    actor: str | None = None,
+    comment: str | None = None,
+    scheduled_at: datetime | None = None,
+) -> OutgoingEvent:
+    payload = PostLifecyclePayload(
+        post_id=post_id, actor=actor, comment=comment, scheduled_at=scheduled_at
+    )
+    now = datetime.now(UTC)
+    return _event(
+        tenant_id,
+        post_id,
+        envelope_for(
+            payload, event_type=event_type, tenant_id=tenant_id, brand_id=brand_id, occurred_at=now
+        ),
+    )
+
+
+def delivery_done(
+    delivery: dict[str, Any],
+    status: str,
+    remote_id: str | None,
+    url: str | None,
+    error: str | None,
+) -> list[OutgoingEvent]:
+    """`post.published` / `post.failed` for a post's channel, `reply.published` /
+    `reply.failed` for a reply the inbox asked for."""
+    now = datetime.now(UTC)
+    tenant, brand = delivery["tenant_id"], delivery["brand_id"]
+    if delivery["kind"] == "reply":
+        reply = ReplyOutcomePayload(
+            request_id=delivery["request_id"],
+            channel_id=delivery["channel_id"],
+            network=delivery["network"],
+            reply_to_external_id=delivery["reply_to"] or "",
+            external_id=remote_id,
+            url=url,
+            error=error,
+        )
+        event_type = "reply.published" if status == "published" else "reply.failed"
+        event = envelope_for(
+            reply, event_type=event_type, tenant_id=tenant, brand_id=brand, occurred_at=now
+        )
+        return [_event(tenant, delivery["request_id"], event)]
+    post_id = delivery["post_id"]
+    if status == "published":
+        assert remote_id is not None
+        published = PostPublishedPayload(
+            post_id=post_id,
+            channel_id=delivery["channel_id"],
+            network=delivery["network"],
+            external_id=remote_id,
+            url=url,
+            published_at=now,
+        )
+        event = envelope_for(published, tenant_id=tenant, brand_id=brand, occurred_at=now)
+    else:
+        failed = PostLifecyclePayload(
+            post_id=post_id,
+            channel_id=delivery["channel_id"],
+            network=delivery["network"],
+            error=error,
+        )
+        event = envelope_for(
+            failed, event_type="post.failed", tenant_id=tenant, brand_id=brand, occurred_at=now
+        )
+    return [_event(tenant, post_id, event)]

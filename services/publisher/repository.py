@@ -1,0 +1,469 @@
+"""Every SQL statement of the publisher. Callers own the transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, time
+from typing import Any
+
+from shared.db import Connection
+
+# --- brand settings ------------------------------------------------------------------------------
+
+
+async def get_brand_settings(conn: Connection, tenant_id: str, brand_id: str) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        "SELECT timezone, approval FROM brand_settings WHERE tenant_id = $1 AND brand_id = $2",
+        tenant_id,
+        brand_id,
+    )
+    return dict(row) if row else {"timezone": "UTC", "approval": "none"}
+
+
+async def put_brand_settings(
+    conn: Connection, tenant_id: str, brand_id: str, timezone: str, approval: str
+) -> None:
+    await conn.execute(
+        """
+        INSERT INTO brand_settings (tenant_id, brand_id, timezone, approval)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (tenant_id, brand_id)
+        DO UPDATE SET timezone = $3, approval = $4, updated_at = now()
+        """,
+        tenant_id,
+        brand_id,
+        timezone,
+        approval,
+    )
+
+
+# --- channels ------------------------------------------------------------------------------------
+
+_CHANNEL = (
+    "id, tenant_id, brand_id, network, name, config, overrides, credentials_encrypted, status,"
+    " last_error, created_at, updated_at"
+)
+
+
+async def insert_channel(conn: Connection, **values: Any) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO channels (id, tenant_id, brand_id, network, name, config, overrides,
+                              credentials_encrypted)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING {_CHANNEL}
+        """,
+        uuid.uuid4(),
+        values["tenant_id"],
+        values["brand_id"],
+        values["network"],
+        values["name"],
+        values["config"],
+        values["overrides"],
+        values["credentials_encrypted"],
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def get_channel(
+    conn: Connection, channel_id: uuid.UUID, tenant_id: str | None = None
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_CHANNEL} FROM channels
+        WHERE id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR tenant_id = $2)
+        """,
+        channel_id,
+        tenant_id,
+    )
+    return dict(row) if row else None
+
+
+async def list_channels(
+    conn: Connection, tenant_id: str, brand_id: str | None
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_CHANNEL} FROM channels
+        WHERE tenant_id = $1 AND deleted_at IS NULL AND ($2::text IS NULL OR brand_id = $2)
+        ORDER BY created_at LIMIT 10000
+        """,
+        tenant_id,
+        brand_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def update_channel(
+    conn: Connection,
+    channel_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    credentials_encrypted: bytes | None = None,
+    status: str | None = None,
+    last_error: str | None = None,
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        f"""
+        UPDATE channels SET name = coalesce($2, name),
+               credentials_encrypted = coalesce($3, credentials_encrypted),
+               status = coalesce($4, status), last_error = coalesce($5, last_error),
+               updated_at = now()
+        WHERE id = $1 AND deleted_at IS NULL
+        RETURNING {_CHANNEL}
+        """,
+        channel_id,
+        name,
+        credentials_encrypted,
+        status,
+        last_error,
+    )
+    return dict(row) if row else None
+
+
+async def set_slots(
+    conn: Connection, channel_id: uuid.UUID, slots: Sequence[tuple[int, time]]
+) -> None:
+    await conn.execute("DELETE FROM channel_slots WHERE channel_id = $1", channel_id)
+    await conn.executemany(
+        "INSERT INTO channel_slots (channel_id, weekday, local_time) VALUES ($1, $2, $3)",
+        [(channel_id, weekday, at) for weekday, at in slots],
+    )
+
+
+async def get_slots(conn: Connection, channel_id: uuid.UUID) -> list[tuple[int, time]]:
+    rows = await conn.fetch(
+        "SELECT weekday, local_time FROM channel_slots WHERE channel_id = $1 ORDER BY 1, 2",
+        channel_id,
+    )
+    return [(r["weekday"], r["local_time"]) for r in rows]
+
+
+async def taken_times(conn: Connection, channel_id: uuid.UUID, after: datetime) -> set[datetime]:
+    rows = await conn.fetch(
+        """
+        SELECT due_at FROM deliveries
+        WHERE channel_id = $1 AND due_at > $2 AND status NOT IN ('cancelled', 'draft')
+        """,
+        channel_id,
+        after,
+    )
+    return {r["due_at"] for r in rows}
+
+
+# --- posts and deliveries ------------------------------------------------------------------------
+
+_POST = (
+    "id, tenant_id, brand_id, status, tags, notes, scheduled_at, created_by, created_at, updated_at"
+)
+_DELIVERY = (
+    "id, tenant_id, post_id, channel_id, kind, text, media, link, reply_to, request_id, status,"
+    " due_at, next_attempt_at, attempts, first_attempt_at, remote_id, url, last_error,"
+    " published_at"
+)
+
+
+async def insert_post(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    tags: list[str],
+    notes: str | None,
+    created_by: str,
+) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO posts (id, tenant_id, brand_id, tags, notes, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_POST}
+        """,
+        uuid.uuid4(),
+        tenant_id,
+        brand_id,
+        tags,
+        notes,
+        created_by,
+    )
+    assert row is not None
+    return dict(row)
+
+
+async def replace_variants(
+    conn: Connection, post_id: uuid.UUID, tenant_id: str, variants: Sequence[dict[str, Any]]
+) -> None:
+    await conn.execute("DELETE FROM deliveries WHERE post_id = $1 AND status = 'draft'", post_id)
+    await conn.executemany(
+        """
+        INSERT INTO deliveries (id, tenant_id, post_id, channel_id, kind, text, media, link,
+                                reply_to)
+        VALUES ($1, $2, $3, $4, 'post', $5, $6::text::jsonb, $7, $8)
+        """,
+        [
+            (
+                uuid.uuid4(),
+                tenant_id,
+                post_id,
+                v["channel_id"],
+                v["text"],
+                json.dumps(v["media"]),
+                v["link"],
+                v["reply_to"],
+            )
+            for v in variants
+        ],
+    )
+
+
+async def get_post(
+    conn: Connection, post_id: uuid.UUID, tenant_id: str, *, for_update: bool = False
+) -> dict[str, Any] | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {_POST} FROM posts WHERE id = $1 AND tenant_id = $2{lock}", post_id, tenant_id
+    )
+    return dict(row) if row else None
+
+
+async def deliveries_of(conn: Connection, post_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_DELIVERY} FROM deliveries WHERE post_id = $1 ORDER BY channel_id", post_id
+    )
+    return [dict(r) for r in rows]
+
+
+async def set_post(conn: Connection, post_id: uuid.UUID, **values: Any) -> None:
+    sets = ", ".join(f"{name} = ${i + 2}" for i, name in enumerate(values))
+    await conn.execute(
+        f"UPDATE posts SET {sets}, updated_at = now() WHERE id = $1", post_id, *values.values()
+    )
+
+
+async def schedule_deliveries(
+    conn: Connection, post_id: uuid.UUID, due: dict[uuid.UUID, datetime]
+) -> None:
+    await conn.executemany(
+        """
+        UPDATE deliveries SET status = 'scheduled', due_at = $3, next_attempt_at = $3,
+               updated_at = now()
+        WHERE post_id = $1 AND channel_id = $2 AND status IN ('draft', 'scheduled')
+        """,
+        [(post_id, channel_id, at) for channel_id, at in due.items()],
+    )
+
+
+async def cancel_deliveries(conn: Connection, post_id: uuid.UUID) -> int:
+    result: str = await conn.execute(
+        """
+        UPDATE deliveries SET status = 'cancelled', updated_at = now()
+        WHERE post_id = $1 AND status IN ('draft', 'scheduled')
+        """,
+        post_id,
+    )
+    return int(result.rsplit(" ", 1)[-1])
+
+
+async def audit(
+    conn: Connection, post_id: uuid.UUID, actor: str, role: str, action: str, comment: str | None
+) -> None:
+    await conn.execute(
+        "INSERT INTO post_audit (post_id, actor, role, action, comment)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        post_id,
+        actor,
+        role,
+        action,
+        comment,
+    )
+
+
+async def audit_trail(conn: Connection, post_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT actor, role, action, comment, at FROM post_audit WHERE post_id = $1 ORDER BY id",
+        post_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def attempts_of(conn: Connection, post_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT a.delivery_id, d.channel_id, a.number, a.idempotency_key, a.started_at,
+               a.finished_at, a.outcome, a.detail, a.remote_id
+        FROM attempts a JOIN deliveries d ON d.id = a.delivery_id
+        WHERE d.post_id = $1 ORDER BY a.started_at, a.number
+        """,
+        post_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def calendar(
+    conn: Connection, tenant_id: str, brand_id: str | None, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_POST} FROM posts
+        WHERE tenant_id = $1 AND ($2::text IS NULL OR brand_id = $2)
+          AND scheduled_at >= $3 AND scheduled_at < $4
+        ORDER BY scheduled_at LIMIT 5000
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+    )
+    return [dict(r) for r in rows]
+
+
+async def insert_reply(conn: Connection, **values: Any) -> bool:
+    """A reply delivery for an inbox request; False if that request was seen before."""
+    done = await conn.fetchval(
+        """
+        INSERT INTO deliveries (id, tenant_id, channel_id, kind, text, reply_to, request_id,
+                                status, due_at, next_attempt_at)
+        VALUES ($1, $2, $3, 'reply', $4, $5, $6, 'scheduled', now(), now())
+        ON CONFLICT (request_id) DO NOTHING RETURNING true
+        """,
+        uuid.uuid4(),
+        values["tenant_id"],
+        values["channel_id"],
+        values["text"],
+        values["reply_to"],
+        values["request_id"],
+    )
+    return bool(done)
+
+
+# --- dispatch ------------------------------------------------------------------------------------
+
+
+async def claim_due(
+    conn: Connection, owner: str, lease_s: float, limit: int
+) -> list[dict[str, Any]]:
+    """Lease due deliveries (and ones whose holder died mid-publish) to `owner`."""
+    rows = await conn.fetch(
+        f"""
+        UPDATE deliveries d SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+        FROM channels c
+        WHERE d.id IN (
+            SELECT d2.id FROM deliveries d2 JOIN channels c2 ON c2.id = d2.channel_id
+            WHERE d2.status IN ('scheduled', 'publishing', 'unknown')
+              AND d2.next_attempt_at <= now()
+              AND (d2.lease_until IS NULL OR d2.lease_until < now())
+              AND c2.status = 'active' AND c2.deleted_at IS NULL
+            ORDER BY d2.next_attempt_at
+            LIMIT $3
+            FOR UPDATE OF d2 SKIP LOCKED
+        ) AND c.id = d.channel_id
+        RETURNING {", ".join("d." + c.strip() for c in _DELIVERY.split(","))},
+                  c.network, c.config, c.credentials_encrypted, c.brand_id
+        """,
+        owner,
+        lease_s,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def start_attempt(
+    conn: Connection, delivery_id: uuid.UUID, owner: str, idempotency_key: str
+) -> int | None:
+    """Record an attempt before the network call; None if the lease was lost."""
+    number = await conn.fetchval(
+        """
+        UPDATE deliveries SET status = 'publishing', attempts = attempts + 1,
+               first_attempt_at = coalesce(first_attempt_at, now()), updated_at = now()
+        WHERE id = $1 AND lease_owner = $2 AND lease_until > now()
+        RETURNING attempts
+        """,
+        delivery_id,
+        owner,
+    )
+    if number is None:
+        return None
+    await conn.execute(
+        "INSERT INTO attempts (delivery_id, number, idempotency_key) VALUES ($1, $2, $3)",
+        delivery_id,
+        number,
+        idempotency_key,
+    )
+    return int(number)
+
+
+async def finish_attempt(
+    conn: Connection,
+    delivery_id: uuid.UUID,
+    owner: str,
+    *,
+    outcome: str,
+    detail: str | None,
+    status: str,
+    next_attempt_in_s: float | None,
+    remote_id: str | None = None,
+    url: str | None = None,
+) -> bool:
+    """Record the outcome if `owner` still holds the lease; False means another replica took
+    the delivery over, and the caller must roll back."""
+    done = await conn.fetchval(
+        """
+        UPDATE deliveries SET status = $3, last_error = $4,
+               next_attempt_at = CASE WHEN $5::float8 IS NULL THEN next_attempt_at
+                                      ELSE now() + make_interval(secs => $5) END,
+               remote_id = coalesce($6, remote_id), url = coalesce($7, url),
+               published_at = CASE WHEN $3 = 'published' THEN now() ELSE published_at END,
+               lease_owner = NULL, lease_until = NULL, updated_at = now()
+        WHERE id = $1 AND lease_owner = $2
+        RETURNING true
+        """,
+        delivery_id,
+        owner,
+        status,
+        detail,
+        next_attempt_in_s,
+        remote_id,
+        url,
+    )
+    if not done:
+        return False
+    await conn.execute(
+        """
+        UPDATE attempts SET finished_at = now(), outcome = $2, detail = $3, remote_id = $4
+        WHERE delivery_id = $1 AND finished_at IS NULL
+        """,
+        delivery_id,
+        outcome,
+        detail,
+        remote_id,
+    )
+    return True
+
+
+async def roll_up_post(conn: Connection, post_id: uuid.UUID) -> str | None:
+    """Set a post's status from its deliveries once they are all done; the new status or None."""
+    row = await conn.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE status = 'published') AS published,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               count(*) FILTER (WHERE status IN ('scheduled', 'publishing', 'unknown')) AS open
+        FROM deliveries WHERE post_id = $1
+        """,
+        post_id,
+    )
+    assert row is not None
+    if row["open"] > 0:
+        return None
+    if row["failed"] == 0:
+        status = "published"
+    elif row["published"] == 0:
+        status = "failed"
+    else:
+        status = "partially_published"
+    await conn.execute(
+        "UPDATE posts SET status = $2, updated_at = now() WHERE id = $1 AND status = 'scheduled'",
+        post_id,
+        status,
+    )
+    return status

@@ -1,0 +1,428 @@
+"""Publishing through the publisher's API to the sandbox network: validation, approvals,
+scheduling in the brand's zone, exactly-once dispatch under faults and crashes, and replies the
+inbox asks for — checked on the API, on Kafka and on the sandbox itself."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from shared.events import ReplyRequestedPayload, envelope_for
+from shared.topics import INBOX, POSTS
+from tests.conftest import SessionStack
+from tests.support import ServiceProcess, events_for, free_port, token, wait_until
+
+
+async def _account(http: httpx.AsyncClient, sandbox: str) -> dict[str, Any]:
+    r = await http.post(
+        f"{sandbox}/sandbox/accounts", json={"username": f"brand_{uuid.uuid4().hex[:10]}"}
+    )
+    assert r.status_code in (200, 201), r.text
+    return dict(r.json())
+
+
+async def _statuses(http: httpx.AsyncClient, sandbox: str, account: dict[str, Any]) -> list[Any]:
+    r = await http.get(f"{sandbox}/sandbox/accounts/{account['id']}/statuses")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return list(body["statuses"] if isinstance(body, dict) else body)
+
+
+async def _channel(
+    http: httpx.AsyncClient,
+    publisher: str,
+    sandbox: str,
+    admin: dict[str, str],
+    account: dict[str, Any],
+    *,
+    approval: str = "none",
+    timezone: str = "Europe/Berlin",
+) -> dict[str, Any]:
+    r = await http.put(
+        f"{publisher}/api/v1/brands/acme/publishing",
+        json={"timezone": timezone, "approval": approval},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    r = await http.post(
+        f"{publisher}/api/v1/channels",
+        json={
+            "brand_id": "acme",
+            "network": "mastodon",
+            "name": "ACME on the sandbox",
+            "config": {"api_base": sandbox, "account_id": account["id"]},
+            "credentials": {"access_token": account["access_token"]},
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    channel = dict(r.json())
+    assert "credentials" not in channel
+    return channel
+
+
+async def _post(
+    http: httpx.AsyncClient,
+    publisher: str,
+    headers: dict[str, str],
+    channel: dict[str, Any],
+    text: str,
+) -> dict[str, Any]:
+    r = await http.post(
+        f"{publisher}/api/v1/posts",
+        json={"brand_id": "acme", "variants": [{"channel_id": channel["id"], "text": text}]},
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+async def _published(
+    http: httpx.AsyncClient, publisher: str, headers: dict[str, str], post_id: str
+) -> dict[str, Any]:
+    async def done() -> dict[str, Any]:
+        body = (await http.get(f"{publisher}/api/v1/posts/{post_id}", headers=headers)).json()
+        return dict(body) if body["status"] in ("published", "failed") else {}
+
+    return await wait_until(done, timeout_s=60, interval_s=0.2, what=f"post {post_id} to go out")
+
+
+async def test_validation_names_the_channel_and_the_rule(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    channel = await _channel(http, publisher, sandbox, admin, await _account(http, sandbox))
+    too_long = "Autumn sale! " * 40  # 520 characters; the sandbox's Mastodon allows 500
+    r = await http.post(
+        f"{publisher}/api/v1/posts",
+        json={"brand_id": "acme", "variants": [{"channel_id": channel["id"], "text": too_long}]},
+        headers=admin,
+    )
+    assert r.status_code == 422
+    body = r.json()
+    assert body["details"][0]["rule"] == "text.too_long"
+    assert body["details"][0]["channel_id"] == channel["id"]
+    assert "ACME on the sandbox" in body["message"]
+    preview = await http.post(
+        f"{publisher}/api/v1/posts/validate",
+        json={"brand_id": "acme", "variants": [{"channel_id": channel["id"], "text": "ok"}]},
+        headers=admin,
+    )
+    assert preview.json() == {"valid": True, "violations": []}
+    other = token(stack.auth_secret, tenant + "-b", "admin")
+    foreign = await http.post(
+        f"{publisher}/api/v1/posts",
+        json={"brand_id": "acme", "variants": [{"channel_id": channel["id"], "text": "hi"}]},
+        headers=other,
+    )
+    assert foreign.status_code == 422
+
+
+async def test_approved_post_goes_out_once_at_its_local_time_with_an_audit_trail(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    manager = token(stack.auth_secret, tenant, "manager")
+    agent = token(stack.auth_secret, tenant, "agent")
+    client = token(stack.auth_secret, tenant, "client-approver")
+    account = await _account(http, sandbox)
+    channel = await _channel(
+        http, publisher, sandbox, admin, account, approval="internal_client", timezone="Asia/Tokyo"
+    )
+    post = await _post(http, publisher, agent, channel, "Our winter boots are here #acme")
+    url = f"{publisher}/api/v1/posts/{post['id']}"
+    local = (datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(seconds=3)).replace(tzinfo=None)
+    early = await http.post(f"{url}/schedule", json={"at_local": local.isoformat()}, headers=agent)
+    assert early.status_code == 409  # not approved: it cannot be scheduled
+    assert (await http.post(f"{url}/submit", headers=agent)).json()["status"] == "pending_internal"
+    assert (await http.post(f"{url}/approve", json={}, headers=agent)).status_code == 403
+    step = await http.post(f"{url}/approve", json={"comment": "fine"}, headers=manager)
+    assert step.json()["status"] == "pending_client"
+    rejected = await http.post(f"{url}/reject", json={"comment": "say boots"}, headers=client)
+    assert rejected.json()["status"] == "rejected"
+    await http.post(f"{url}/submit", headers=agent)
+    await http.post(f"{url}/approve", json={}, headers=manager)
+    final = await http.post(f"{url}/approve", json={"comment": "go"}, headers=client)
+    assert final.json()["status"] == "approved"
+    local = (datetime.now(ZoneInfo("Asia/Tokyo")) + timedelta(seconds=2)).replace(tzinfo=None)
+    scheduled = await http.post(
+        f"{url}/schedule", json={"at_local": local.isoformat()}, headers=agent
+    )
+    assert scheduled.status_code == 200, scheduled.text
+    body = scheduled.json()
+    assert body["status"] == "scheduled"
+    assert body["scheduled_local"].startswith(local.isoformat()[:19])
+    assert body["timezone"] == "Asia/Tokyo"
+
+    done = await _published(http, publisher, agent, post["id"])
+    assert done["status"] == "published"
+    (delivery,) = done["deliveries"]
+    assert delivery["remote_id"]
+    assert datetime.fromisoformat(delivery["published_at"]) >= datetime.fromisoformat(
+        body["scheduled_at"]
+    )
+    actions = [(a["action"], a["role"]) for a in done["audit"]]
+    assert actions == [
+        ("created", "agent"),
+        ("submitted", "agent"),
+        ("approved", "manager"),
+        ("rejected", "client-approver"),
+        ("submitted", "agent"),
+        ("approved", "manager"),
+        ("approved", "client-approver"),
+        ("scheduled", "agent"),
+    ]
+    assert [a["outcome"] for a in done["attempts"]] == ["published"]
+    statuses = await _statuses(http, sandbox, account)
+    assert [s["id"] for s in statuses] == [delivery["remote_id"]]
+    published = [
+        e
+        for e in await events_for(stack.bootstrap, stack.topic(POSTS.name), tenant, 4)
+        if e["type"] == "post.published"
+    ]
+    assert published[0]["payload"]["external_id"] == delivery["remote_id"]
+
+
+async def test_queue_slots_and_calendar_in_the_brand_zone(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    channel = await _channel(
+        http, publisher, sandbox, admin, await _account(http, sandbox), timezone="America/New_York"
+    )
+    slots = [{"weekday": d, "time": "09:00:00"} for d in range(7)]
+    r = await http.put(
+        f"{publisher}/api/v1/channels/{channel['id']}/slots", json={"slots": slots}, headers=admin
+    )
+    assert r.status_code == 200
+    first = await _post(http, publisher, admin, channel, "first in the queue")
+    second = await _post(http, publisher, admin, channel, "second in the queue")
+    locals_ = []
+    for post in (first, second):
+        url = f"{publisher}/api/v1/posts/{post['id']}"
+        await http.post(f"{url}/submit", headers=admin)
+        queued = await http.post(f"{url}/schedule", json={"queue": True}, headers=admin)
+        assert queued.status_code == 200, queued.text
+        local = datetime.fromisoformat(queued.json()["deliveries"][0]["due_local"])
+        assert (local.hour, local.minute) == (9, 0)
+        locals_.append(local)
+    assert locals_[1] - locals_[0] == timedelta(days=1)  # the next free slot, not the same one
+    calendar = await http.get(
+        f"{publisher}/api/v1/calendar",
+        params={
+            "brand_id": "acme",
+            "from": locals_[0].date().isoformat(),
+            "to": locals_[1].date().isoformat(),
+        },
+        headers=admin,
+    )
+    days = calendar.json()["days"]
+    assert [d["date"] for d in days] == [
+        locals_[0].date().isoformat(),
+        locals_[1].date().isoformat(),
+    ]
+    cancelled = await http.post(f"{publisher}/api/v1/posts/{second['id']}/cancel", headers=admin)
+    assert cancelled.json()["status"] == "cancelled"
+
+
+async def test_timeout_after_send_is_reconciled_never_duplicated(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    account = await _account(http, sandbox)
+    channel = await _channel(http, publisher, sandbox, admin, account)
+    post = await _post(http, publisher, admin, channel, "Published despite the timeout")
+    fault = await http.post(
+        f"{sandbox}/sandbox/faults",
+        json={
+            "kind": "timeout_after_send",
+            "path_prefix": "/api/v1/statuses",
+            "method": "POST",
+            "delay_ms": 4000,
+        },
+    )
+    assert fault.status_code in (200, 201), fault.text
+    url = f"{publisher}/api/v1/posts/{post['id']}"
+    await http.post(f"{url}/submit", headers=admin)
+    await http.post(f"{url}/publish-now", headers=admin)
+    done = await _published(http, publisher, admin, post["id"])
+    assert done["status"] == "published"
+    outcomes = [a["outcome"] for a in done["attempts"]]
+    assert outcomes[0] == "unknown"
+    assert len(await _statuses(http, sandbox, account)) == 1
+    stats = (await http.get(f"{sandbox}/sandbox/stats")).json()
+    assert stats["duplicates_by_idempotency_key"] == 0
+
+
+async def test_publisher_killed_between_the_call_and_the_record_publishes_once(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+    admin_db: asyncpg.Connection,
+) -> None:
+    publisher = services["publisher"]
+    admin = token(stack.auth_secret, tenant, "admin")
+    account = await _account(http, sandbox)
+    channel = await _channel(http, publisher.url, sandbox, admin, account)
+    posts = [await _post(http, publisher.url, admin, channel, f"crash test {i}") for i in range(3)]
+    # The network applies each post and then holds the answer, so the publisher dies with the
+    # post made but its outcome not recorded.
+    await http.post(
+        f"{sandbox}/sandbox/faults",
+        json={
+            "kind": "timeout_after_send",
+            "path_prefix": "/api/v1/statuses",
+            "method": "POST",
+            "delay_ms": 1500,
+            "count": 3,
+        },
+    )
+    for post in posts:
+        url = f"{publisher.url}/api/v1/posts/{post['id']}"
+        await http.post(f"{url}/submit", headers=admin)
+        await http.post(f"{url}/publish-now", headers=admin)
+
+    async def mid_call() -> bool:
+        open_attempts = await admin_db.fetchval(
+            """
+            SELECT count(*) FROM publisher.attempts a
+            JOIN publisher.deliveries d ON d.id = a.delivery_id
+            WHERE d.tenant_id = $1 AND a.finished_at IS NULL
+            """,
+            tenant,
+        )
+        return bool(open_attempts)
+
+    try:
+        await wait_until(mid_call, timeout_s=30, interval_s=0.02, what="an attempt in flight")
+        publisher.kill9()
+    finally:
+        if publisher.proc is None or publisher.proc.poll() is not None:
+            publisher.start()
+    await publisher.wait_ready()
+    for post in posts:
+        done = await _published(http, publisher.url, admin, post["id"])
+        assert done["status"] == "published"
+    texts = sorted(s["content"] for s in await _statuses(http, sandbox, account))
+    assert len(texts) == 3
+    stats = (await http.get(f"{sandbox}/sandbox/stats")).json()
+    assert stats["duplicates_by_idempotency_key"] == 0
+
+
+async def test_a_reply_the_inbox_asks_for_is_published_once(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    account, fan = await _account(http, sandbox), await _account(http, sandbox)
+    channel = await _channel(http, publisher, sandbox, admin, account)
+    question = await http.post(
+        f"{sandbox}/api/v1/statuses",
+        json={"status": f"@{account['username']} do you ship to Canada?"},
+        headers={"Authorization": f"Bearer {fan['access_token']}"},
+    )
+    request = ReplyRequestedPayload(
+        request_id=uuid.uuid4(),
+        channel_id=uuid.UUID(channel["id"]),
+        reply_to_external_id=question.json()["id"],
+        text="Yes, we do! Shipping takes 5 days.",
+    )
+    event = envelope_for(request, tenant_id=tenant, brand_id="acme", occurred_at=datetime.now(UTC))
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for _ in range(2):  # delivered twice: still one reply
+            await producer.send_and_wait(
+                stack.topic(INBOX.name), json.dumps(event).encode(), key=tenant.encode()
+            )
+    finally:
+        await producer.stop()
+    (outcome,) = [
+        e
+        for e in await events_for(stack.bootstrap, stack.topic(POSTS.name), tenant, 1)
+        if e["type"].startswith("reply.")
+    ]
+    assert outcome["type"] == "reply.published"
+    assert outcome["payload"]["request_id"] == str(request.request_id)
+    statuses = await _statuses(http, sandbox, account)
+    assert [s["in_reply_to_id"] for s in statuses] == [question.json()["id"]]
+
+
+async def test_three_replicas_publish_every_post_exactly_once(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"]
+    admin = token(stack.auth_secret, tenant, "admin")
+    extra = [
+        ServiceProcess(
+            "publisher",
+            {**publisher.env, "SMM_PUBLISHER_HTTP_PORT": str(port := free_port())},
+            port,
+            stack.logs / f"publisher-{n}.log",
+        )
+        for n in (2, 3)
+    ]
+    for replica in extra:
+        replica.start()
+    try:
+        for replica in extra:
+            await replica.wait_ready()
+        accounts = [await _account(http, sandbox) for _ in range(10)]
+        posts = []
+        due = datetime.now(UTC) + timedelta(seconds=4)
+        for account in accounts:
+            channel = await _channel(http, publisher.url, sandbox, admin, account)
+            for i in range(10):
+                post = await _post(http, publisher.url, admin, channel, f"replicas {i}")
+                url = f"{publisher.url}/api/v1/posts/{post['id']}"
+                await http.post(f"{url}/submit", headers=admin)
+                r = await http.post(f"{url}/schedule", json={"at": due.isoformat()}, headers=admin)
+                assert r.status_code == 200, r.text
+                posts.append(post)
+        for post in posts:
+            done = await _published(http, publisher.url, admin, post["id"])
+            assert done["status"] == "published"
+        for account in accounts:
+            assert len(await _statuses(http, sandbox, account)) == 10
+        stats = (await http.get(f"{sandbox}/sandbox/stats")).json()
+        assert stats["duplicates_by_idempotency_key"] == 0
+    finally:
+        for replica in extra:
+            replica.stop()
