@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, ValidationError
 
 from services.publisher import events, repository
 from services.publisher.adapters.base import PublishAdapter
+from services.publisher.csvio import ImportedPost, export_posts_csv, parse_posts_csv
 from services.publisher.schedule import (
     SchedulingError,
     Slot,
@@ -493,6 +494,120 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
             channels = await channels_for(conn, caller, body.brand_id, body.variants)
         problems = check_variants(channels, body.variants)
         return ValidationReport(valid=not problems, violations=problems)
+
+    @router.post("/posts/import", status_code=201, tags=["posts"])
+    async def import_posts(request: Request, caller: Caller) -> dict[str, Any]:
+        """Bulk-create posts from CSV (see `services/publisher/csvio.py` for the columns). Any
+        error refuses the whole file with every row's problem, so nothing is half imported.
+        Brands without approval get their posts scheduled at once; the others' posts wait in
+        approval with the requested time in their notes."""
+        require_role(caller, EDITORS)
+        body = await request.body()
+        if len(body) > rt.settings.max_body_bytes:
+            raise ApiError(
+                413, "body_too_large", f"body exceeds {rt.settings.max_body_bytes} bytes"
+            )
+        parsed, problems = parse_posts_csv(body)
+        errors = [p for p in problems if p.severity == "error"]
+        if errors:
+            raise ApiError(
+                422,
+                "invalid_csv",
+                f"{len(errors)} problem(s); first: row {errors[0].row_number}: {errors[0].message}",
+                details=[
+                    {"row": p.row_number, "field": p.column, "message": p.message}
+                    for p in errors[:500]
+                ],
+            )
+        created: list[str] = []
+        async with rt.pool.acquire() as conn, conn.transaction():
+            now = datetime.now(UTC)
+            for index, row in enumerate(parsed):
+                try:
+                    channel_id = uuid.UUID(row.channel_id)
+                except ValueError:
+                    channel_id = uuid.UUID(int=0)
+                channel = await repository.get_channel(conn, channel_id, caller.tenant_id)
+                if channel is None:
+                    raise ApiError(
+                        422, "unknown_channel", f"row {index + 2}: no channel {row.channel_id}"
+                    )
+                variant = VariantIn(channel_id=channel_id, text=row.text, link=row.link)
+                refuse(check_variants({channel_id: channel}, [variant]))
+                settings = await repository.get_brand_settings(
+                    conn, caller.tenant_id, channel["brand_id"]
+                )
+                when = to_utc(row.scheduled_at_local, settings["timezone"])
+                if when < now:
+                    raise ApiError(
+                        422, "in_the_past", f"row {index + 2}: {row.scheduled_at_local} has passed"
+                    )
+                approved = settings["approval"] == "none"
+                notes = (
+                    row.notes if approved else f"{row.notes or ''}\nrequested for {when}".strip()
+                )
+                post = await repository.insert_post(
+                    conn,
+                    tenant_id=caller.tenant_id,
+                    brand_id=channel["brand_id"],
+                    tags=list(row.tags),
+                    notes=notes,
+                    created_by=caller.subject,
+                )
+                await repository.replace_variants(
+                    conn, post["id"], caller.tenant_id, rows([variant])
+                )
+                await repository.audit(
+                    conn, post["id"], caller.subject, caller.role, "imported", None
+                )
+                if approved:
+                    await repository.schedule_deliveries(conn, post["id"], {channel_id: when})
+                    await repository.set_post(
+                        conn, post["id"], status="scheduled", scheduled_at=when
+                    )
+                else:
+                    await repository.set_post(conn, post["id"], status="pending_internal")
+                created.append(str(post["id"]))
+        return {
+            "created": created,
+            "warnings": [{"row": p.row_number, "message": p.message} for p in problems],
+        }
+
+    @router.get("/posts/export", tags=["posts"], response_class=Response)
+    async def export_posts(
+        caller: Caller,
+        brand_id: Annotated[BrandId, Query()],
+        start: Annotated[date, Query(alias="from")],
+        end: Annotated[date, Query(alias="to")],
+    ) -> Response:
+        """Scheduled posts between two local dates as CSV (one row per channel), importable."""
+        require_role(caller, READERS)
+        async with rt.pool.acquire() as conn:
+            zone = (await repository.get_brand_settings(conn, caller.tenant_id, brand_id))[
+                "timezone"
+            ]
+            lo = to_utc(datetime.combine(start, time()), zone)
+            hi = to_utc(datetime.combine(end + timedelta(days=1), time()), zone)
+            exported = []
+            for post in await repository.calendar(conn, caller.tenant_id, brand_id, lo, hi):
+                for d in await repository.deliveries_of(conn, post["id"]):
+                    if d["due_at"] is None or d["status"] == "cancelled":
+                        continue
+                    exported.append(
+                        ImportedPost(
+                            channel_id=str(d["channel_id"]),
+                            scheduled_at_local=to_local(d["due_at"], zone),
+                            text=d["text"],
+                            link=d["link"],
+                            tags=tuple(post["tags"]),
+                            notes=post["notes"],
+                        )
+                    )
+        return Response(
+            export_posts_csv(exported),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{brand_id}-posts.csv"'},
+        )
 
     @router.get("/posts/{post_id}", response_model=PostOut, tags=["posts"])
     async def get_post(post_id: uuid.UUID, caller: Caller) -> PostOut:

@@ -10,12 +10,14 @@ again with the same key, cannot tell → looked at again later. Nothing is ever 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
 import socket
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -34,6 +36,7 @@ from services.publisher.adapters.base import (
     Retryable,
     Unknown,
 )
+from services.publisher.ratelimit import AccountLimiter, UnknownNetworkError
 from shared.crypto import SecretBox
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.outbox import add_events
@@ -64,6 +67,7 @@ class Dispatcher:
         batch: int = 50,
         idle_poll_s: float = 0.5,
         network_timeout_s: float = 20.0,
+        limiter: AccountLimiter | None = None,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self._pool = pool_provider
@@ -74,6 +78,7 @@ class Dispatcher:
         self._idle_poll_s = idle_poll_s
         self._client = client
         self._timeout_s = network_timeout_s
+        self._limiter = limiter or AccountLimiter()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def run(self) -> None:
@@ -148,6 +153,11 @@ class Dispatcher:
             if found is not None:
                 await self._record(delivery, found)
                 return
+        wait = self._pace(delivery)
+        if wait > 0:
+            async with self._pool().acquire() as conn:
+                await repository.postpone(conn, delivery["id"], self.owner, wait)
+            return
         async with self._pool().acquire() as conn:
             number = await repository.start_attempt(
                 conn, delivery["id"], self.owner, request.idempotency_key
@@ -156,7 +166,25 @@ class Dispatcher:
             raise LeaseLost(str(delivery["id"]))
         delivery = {**delivery, "attempts": number}
         outcome = await adapter.publish(client, config, credentials, request)
+        if isinstance(outcome, RateLimited):
+            with contextlib.suppress(UnknownNetworkError):
+                self._limiter.penalise(
+                    delivery["network"],
+                    str(delivery["channel_id"]),
+                    outcome.retry_after_s,
+                    now=datetime.now(UTC),
+                )
         await self._record(delivery, outcome)
+
+    def _pace(self, delivery: dict[str, Any]) -> float:
+        """Seconds this channel's account must wait under its network's published limits (each
+        replica paces what it sends; one account never delays another)."""
+        try:
+            return self._limiter.acquire(
+                delivery["network"], str(delivery["channel_id"]), now=datetime.now(UTC)
+            )
+        except UnknownNetworkError:
+            return 0.0
 
     async def _record(self, delivery: dict[str, Any], outcome: PublishOutcome) -> None:
         status, wait, detail = "failed", None, None

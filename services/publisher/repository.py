@@ -393,6 +393,20 @@ async def start_attempt(
     return int(number)
 
 
+async def postpone(conn: Connection, delivery_id: uuid.UUID, owner: str, wait_s: float) -> None:
+    """Hand a claimed delivery back untouched, to be picked up after `wait_s` (pacing)."""
+    await conn.execute(
+        """
+        UPDATE deliveries SET next_attempt_at = now() + make_interval(secs => $3),
+               lease_owner = NULL, lease_until = NULL
+        WHERE id = $1 AND lease_owner = $2
+        """,
+        delivery_id,
+        owner,
+        wait_s,
+    )
+
+
 async def finish_attempt(
     conn: Connection,
     delivery_id: uuid.UUID,

@@ -426,3 +426,44 @@ async def test_three_replicas_publish_every_post_exactly_once(
     finally:
         for replica in extra:
             replica.stop()
+
+
+async def test_csv_import_schedules_and_export_reads_back(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    channel = await _channel(http, publisher, sandbox, admin, await _account(http, sandbox))
+    day = (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(days=3)).date()
+    good = (
+        "channel_id,scheduled_at_local,text,tags\r\n"
+        f'{channel["id"]},{day} 09:00,Monday motivation,"a,b"\r\n'
+        f"{channel['id']},{day} 18:30,Evening drop,\r\n"
+    )
+    r = await http.post(f"{publisher}/api/v1/posts/import", content=good.encode(), headers=admin)
+    assert r.status_code == 201, r.text
+    assert len(r.json()["created"]) == 2
+    bad = (
+        "channel_id,scheduled_at_local,text\r\n"
+        f"{channel['id']},tomorrow,x\r\n"
+        f"{channel['id']},{day} 10:00,\r\n"
+    )
+    refused = await http.post(
+        f"{publisher}/api/v1/posts/import", content=bad.encode(), headers=admin
+    )
+    assert refused.status_code == 422
+    assert sorted(d["row"] for d in refused.json()["details"]) == [2, 3]
+    exported = await http.get(
+        f"{publisher}/api/v1/posts/export",
+        params={"brand_id": "acme", "from": day.isoformat(), "to": day.isoformat()},
+        headers=admin,
+    )
+    assert exported.status_code == 200
+    lines = exported.text.lstrip("\ufeff").strip().splitlines()
+    assert len(lines) == 3
+    assert f"{day} 09:00" in lines[1]
+    assert f"{day} 18:30" in lines[2]

@@ -7,12 +7,18 @@ from collections.abc import Mapping
 from services.publisher.adapters.base import PublishAdapter
 from services.publisher.adapters.bluesky import BlueskyPublisher
 from services.publisher.adapters.mastodon import MastodonPublisher
+from services.publisher.adapters.meta import MetaPagePublisher
 from services.publisher.adapters.telegram import TelegramPublisher
+from services.publisher.adapters.vk import VkPublisher
+from services.publisher.adapters.webhook import WebhookPublisher
 
 PUBLISH_ADAPTERS: Mapping[str, PublishAdapter] = {
     MastodonPublisher.network: MastodonPublisher(),
     BlueskyPublisher.network: BlueskyPublisher(),
     TelegramPublisher.network: TelegramPublisher(),
+    VkPublisher.network: VkPublisher(),
+    MetaPagePublisher.network: MetaPagePublisher(),
+    WebhookPublisher.network: WebhookPublisher(),
 }
 
 
