@@ -12,6 +12,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import typer
@@ -93,7 +94,8 @@ async def run() -> None:
         typer.echo(f"  {item['created_at'][:19]}  {item['author']['handle']:<14} {item['text']}")
     if len(items) != len(wanted):
         raise typer.Exit(code=1)
-    await _sandbox_traffic(auth, run_id)
+    brand_account = await _sandbox_traffic(auth, run_id)
+    await _scheduled_posts(auth, brand_account)
     typer.echo("\nTry it yourself:")
     typer.echo(f"  export TOKEN=$(smm token issue --tenant {TENANT} --role agent)")
     typer.echo(
@@ -102,7 +104,7 @@ async def run() -> None:
     typer.echo(f"  API docs: {ingest}/api/v1/docs and {inbox}/api/v1/docs\n")
 
 
-async def _sandbox_traffic(auth: dict[str, str], run_id: str) -> None:
+async def _sandbox_traffic(auth: dict[str, str], run_id: str) -> dict[str, Any]:
     """Start sandbox traffic that @mentions the brand's account and names it and a competitor,
     and point two pull sources at it: the account's notifications and a search."""
     ingest, inbox, sandbox = service_url("ingest"), service_url("inbox"), sandbox_url()
@@ -187,4 +189,80 @@ async def _sandbox_traffic(auth: dict[str, str], run_id: str) -> None:
         typer.echo(f"  {item['author']['handle']:<22} {item['text'][:90]}")
     typer.echo(f"Stop the traffic: curl -X DELETE {sandbox}/sandbox/traffic\n")
     if not seen:
+        raise typer.Exit(code=1)
+    return dict(brand_account)
+
+
+async def _scheduled_posts(auth: dict[str, str], account: dict[str, Any]) -> None:
+    """Three approved posts scheduled a few seconds apart in the brand's zone, published to the
+    sandbox by the publisher's dispatcher; shows how late each went out."""
+    publisher, sandbox = service_url("publisher"), sandbox_url()
+    zone = "Europe/Berlin"
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        settings = await client.put(
+            f"{publisher}/api/v1/brands/{BRAND}/publishing",
+            json={"timezone": zone, "approval": "none"},
+            headers=auth,
+        )
+        settings.raise_for_status()
+        channel = await client.post(
+            f"{publisher}/api/v1/channels",
+            json={
+                "brand_id": BRAND,
+                "network": "mastodon",
+                "name": "Demo Sneakers on the sandbox",
+                "config": {"api_base": sandbox, "account_id": account["id"]},
+                "credentials": {"access_token": account["access_token"]},
+            },
+            headers=auth,
+        )
+        channel.raise_for_status()
+        local_now = datetime.now(ZoneInfo(zone)).replace(tzinfo=None, microsecond=0)
+        posts = []
+        for n, text in enumerate(
+            ["Winter collection drops today ❄️", "Free shipping this weekend", "Ask us anything!"]
+        ):
+            created = await client.post(
+                f"{publisher}/api/v1/posts",
+                json={
+                    "brand_id": BRAND,
+                    "variants": [{"channel_id": channel.json()["id"], "text": text}],
+                },
+                headers=auth,
+            )
+            created.raise_for_status()
+            post_id = created.json()["id"]
+            await client.post(f"{publisher}/api/v1/posts/{post_id}/submit", headers=auth)
+            at = local_now + timedelta(seconds=5 + 5 * n)
+            scheduled = await client.post(
+                f"{publisher}/api/v1/posts/{post_id}/schedule",
+                json={"at_local": at.isoformat()},
+                headers=auth,
+            )
+            scheduled.raise_for_status()
+            posts.append(post_id)
+        typer.echo(
+            f"\nScheduled 3 posts at {local_now + timedelta(seconds=5):%H:%M:%S}, +5 s and"
+            f" +10 s ({zone}); waiting for them to go out to the sandbox…"
+        )
+        deadline = time.monotonic() + 60
+        done: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            done = [
+                (await client.get(f"{publisher}/api/v1/posts/{p}", headers=auth)).json()
+                for p in posts
+            ]
+            if all(d["status"] in ("published", "failed") for d in done):
+                break
+            await asyncio.sleep(0.5)
+    for post in done:
+        (delivery,) = post["deliveries"]
+        late = ""
+        if delivery["published_at"]:
+            lateness = datetime.fromisoformat(delivery["published_at"]) - datetime.fromisoformat(
+                post["scheduled_at"]
+            )
+            late = f"{lateness.total_seconds():.1f}s after its time"
+        typer.echo(f"  {post['status']:<10} {late:<22} {delivery['url'] or delivery['last_error']}")
+    if any(p["status"] != "published" for p in done):
         raise typer.Exit(code=1)
