@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from shared.events import ReplyRequestedPayload, envelope_for
@@ -281,6 +282,7 @@ async def test_timeout_after_send_is_reconciled_never_duplicated(
     assert stats["duplicates_by_idempotency_key"] == 0
 
 
+@pytest.mark.parametrize("round_", [1, 2, 3])
 async def test_publisher_killed_between_the_call_and_the_record_publishes_once(
     services: dict[str, ServiceProcess],
     sandbox: str,
@@ -288,6 +290,7 @@ async def test_publisher_killed_between_the_call_and_the_record_publishes_once(
     stack: SessionStack,
     tenant: str,
     admin_db: asyncpg.Connection,
+    round_: int,
 ) -> None:
     publisher = services["publisher"]
     admin = token(stack.auth_secret, tenant, "admin")
@@ -467,3 +470,85 @@ async def test_csv_import_schedules_and_export_reads_back(
     assert len(lines) == 3
     assert f"{day} 09:00" in lines[1]
     assert f"{day} 18:30" in lines[2]
+
+
+async def test_three_replicas_10000_posts_due_in_the_same_minute_across_500_channels(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+    admin_db: asyncpg.Connection,
+) -> None:
+    """The issue's scale test: every post exactly once; the latest one goes out within a couple
+    of minutes of the shared due minute (no account is near its rate limit: 20 posts each)."""
+    publisher = services["publisher"]
+    admin = token(stack.auth_secret, tenant, "admin")
+    extra = [
+        ServiceProcess(
+            "publisher",
+            {**publisher.env, "SMM_PUBLISHER_HTTP_PORT": str(port := free_port())},
+            port,
+            stack.logs / f"publisher-scale-{n}.log",
+        )
+        for n in (2, 3)
+    ]
+    for replica in extra:
+        replica.start()
+    try:
+        for replica in extra:
+            await replica.wait_ready()
+        accounts = [await _account(http, sandbox) for _ in range(500)]
+        channels = [await _channel(http, publisher.url, sandbox, admin, a) for a in accounts]
+        due = (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(minutes=1)).replace(
+            second=0, microsecond=0, tzinfo=None
+        )
+        rows = [
+            f"{c['id']},{due:%Y-%m-%d %H:%M},post {i} of {c['id'][:8]}"
+            for c in channels
+            for i in range(20)
+        ]
+        for chunk in (rows[:5000], rows[5000:]):
+            csv_body = "channel_id,scheduled_at_local,text\r\n" + "\r\n".join(chunk) + "\r\n"
+            r = await http.post(
+                f"{publisher.url}/api/v1/posts/import",
+                content=csv_body.encode(),
+                headers=admin,
+                timeout=120,
+            )
+            assert r.status_code == 201, r.text
+
+        async def all_out() -> bool:
+            left = await admin_db.fetchval(
+                """
+                SELECT count(*) FROM publisher.deliveries
+                WHERE tenant_id = $1 AND status <> 'published'
+                """,
+                tenant,
+            )
+            return left == 0
+
+        await wait_until(all_out, timeout_s=300, interval_s=1, what="10,000 posts to go out")
+        lateness = await admin_db.fetchrow(
+            """
+            SELECT count(*) AS n, max(published_at - due_at) AS worst,
+                   percentile_cont(0.5) WITHIN GROUP (
+                       ORDER BY extract(epoch FROM published_at - due_at)) AS p50
+            FROM publisher.deliveries WHERE tenant_id = $1
+            """,
+            tenant,
+        )
+        assert lateness["n"] == 10_000
+        assert lateness["worst"] < timedelta(minutes=3), lateness
+        stats = (await http.get(f"{sandbox}/sandbox/stats")).json()
+        assert stats["duplicates_by_idempotency_key"] == 0
+        for account in accounts[::50]:
+            assert len(await _statuses(http, sandbox, account)) == 20
+        total = await admin_db.fetchval(
+            "SELECT count(DISTINCT remote_id) FROM publisher.deliveries WHERE tenant_id = $1",
+            tenant,
+        )
+        assert total == 10_000
+    finally:
+        for replica in extra:
+            replica.stop()
