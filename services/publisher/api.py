@@ -18,6 +18,7 @@ from services.publisher.schedule import (
     Slot,
     load_zone,
     next_free_slot,
+    occurrences,
     to_local,
     to_utc,
 )
@@ -118,6 +119,11 @@ class ScheduleIn(BaseModel):
     )
     at: AwareDatetime | None = Field(default=None, description="An instant with its offset.")
     queue: bool = Field(default=False, description="Next free slot of each channel's queue.")
+    rrule: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None,
+        description="Repeat (RFC 5545 RRULE, expanded in the brand's zone) from `at_local`; "
+        "occurrences in the next year are scheduled, at most 500.",
+    )
 
 
 class DeliveryOut(BaseModel):
@@ -704,6 +710,8 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
         chosen = [body.at_local is not None, body.at is not None, body.queue]
         if sum(chosen) != 1:
             raise ApiError(422, "invalid_body", "give exactly one of at_local, at or queue")
+        if body.rrule is not None and body.at_local is None:
+            raise ApiError(422, "invalid_body", "a recurring post starts at an at_local time")
         async with rt.pool.acquire() as conn, conn.transaction():
             post = await own_post(conn, caller, post_id)
             if post["status"] not in ("approved", "scheduled"):
@@ -718,6 +726,13 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
             open_channels = [
                 d["channel_id"] for d in deliveries if d["status"] in ("draft", "scheduled")
             ]
+            if len(open_channels) != len(set(open_channels)):
+                # Moving a series would stack its occurrences onto one time.
+                raise ApiError(
+                    409,
+                    "recurring",
+                    "a recurring post cannot be moved; cancel it and schedule it again",
+                )
             now = datetime.now(UTC)
             due: dict[uuid.UUID, datetime] = {}
             if body.queue:
@@ -730,6 +745,22 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
                             409, "queue_full", f"channel {channel_id} has no free queue slot"
                         )
                     due[channel_id] = slot
+            elif body.rrule is not None:
+                assert body.at_local is not None
+                try:
+                    series = occurrences(
+                        body.rrule, body.at_local, zone, now, now + timedelta(days=366), limit=500
+                    )
+                except SchedulingError as exc:
+                    raise ApiError(
+                        422,
+                        "invalid_rrule",
+                        str(exc),
+                        details=[{"field": "rrule", "message": str(exc)}],
+                    ) from exc
+                if not series:
+                    raise ApiError(422, "invalid_rrule", "the rule has no occurrence in a year")
+                due = dict.fromkeys(open_channels, series[0])
             else:
                 try:
                     when = to_utc(body.at_local, zone) if body.at_local else body.at
@@ -756,6 +787,11 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
             ]
             refuse(check_variants({k: v for k, v in channels.items() if v}, variants))
             await repository.schedule_deliveries(conn, post_id, due)
+            if body.rrule is not None:
+                for channel_id, first_due in due.items():
+                    await repository.add_occurrences(
+                        conn, post_id, channel_id, first_due, series[1:]
+                    )
             first = min(due.values()) if due else None
             await repository.set_post(conn, post_id, status="scheduled", scheduled_at=first)
             await repository.audit(conn, post_id, caller.subject, caller.role, "scheduled", None)

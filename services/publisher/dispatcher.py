@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -25,6 +26,7 @@ import httpx
 
 from services.publisher import events, repository
 from services.publisher.adapters.base import (
+    MediaUpload,
     NeedsReconnect,
     PublishAdapter,
     Published,
@@ -44,6 +46,7 @@ from shared.outbox import add_events
 log = logging.getLogger("opensmm.publisher.dispatcher")
 
 MAX_ATTEMPTS = 8
+MAX_MEDIA_BYTES = 200 * 1024 * 1024
 UNKNOWN_RECHECK_S = 30.0
 RECONNECT_RECHECK_S = 300.0
 
@@ -113,7 +116,38 @@ class Dispatcher:
         except Exception:
             log.exception("delivery %s: unexpected failure", delivery["id"])
 
-    def _request(self, delivery: dict[str, Any]) -> PublishRequest:
+    async def _media(
+        self, client: httpx.AsyncClient, items: list[dict[str, Any]]
+    ) -> list[MediaUpload] | PublishOutcome:
+        """The variant's files, fetched from their URLs; an outcome when they cannot be had."""
+        uploads: list[MediaUpload] = []
+        for index, item in enumerate(items):
+            url = item.get("url")
+            if not url:
+                return Rejected("media_missing", f"media item {index} has no url to fetch")
+            try:
+                async with client.stream("GET", url) as response:
+                    if response.status_code >= 400:
+                        return Retryable(f"media {url}: HTTP {response.status_code}")
+                    data = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        data += chunk
+                        if len(data) > MAX_MEDIA_BYTES:
+                            return Rejected("media_too_large", f"media {url} exceeds the limit")
+                    content_type = response.headers.get("content-type", "") or item.get("mime")
+            except httpx.HTTPError as exc:
+                return Retryable(f"media {url}: {type(exc).__name__}")
+            uploads.append(
+                MediaUpload(
+                    filename=url.rsplit("/", 1)[-1] or f"media-{index}",
+                    content_type=(content_type or "application/octet-stream").split(";")[0],
+                    data=bytes(data),
+                    description=item.get("alt_text"),
+                )
+            )
+        return uploads
+
+    def _request(self, delivery: dict[str, Any], media: list[MediaUpload]) -> PublishRequest:
         return PublishRequest(
             # Stable across every attempt of this delivery: the network sees one publication.
             idempotency_key=str(delivery["id"]),
@@ -121,6 +155,7 @@ class Dispatcher:
             if not delivery["link"]
             else f"{delivery['text']}\n{delivery['link']}",
             reply_to_external_id=delivery["reply_to"],
+            media=media,
             attempted_at=delivery["first_attempt_at"],
         )
 
@@ -132,7 +167,7 @@ class Dispatcher:
             return
         config = adapter.config_model.model_validate(delivery["config"])
         credentials = self._box.open_json(delivery["credentials_encrypted"])
-        request = self._request(delivery)
+        request = self._request(delivery, [])
         if delivery["status"] in ("publishing", "unknown") and delivery["attempts"] > 0:
             try:
                 found = await adapter.reconcile(client, config, credentials, request)
@@ -165,7 +200,13 @@ class Dispatcher:
         if number is None:
             raise LeaseLost(str(delivery["id"]))
         delivery = {**delivery, "attempts": number}
-        outcome = await adapter.publish(client, config, credentials, request)
+        media = await self._media(client, list(delivery["media"] or []))
+        if not isinstance(media, list):
+            await self._record(delivery, media)  # nothing was sent to the network
+            return
+        outcome = await adapter.publish(
+            client, config, credentials, dataclasses.replace(request, media=media)
+        )
         if isinstance(outcome, RateLimited):
             with contextlib.suppress(UnknownNetworkError):
                 self._limiter.penalise(

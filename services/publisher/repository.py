@@ -254,6 +254,31 @@ async def schedule_deliveries(
     )
 
 
+async def add_occurrences(
+    conn: Connection,
+    post_id: uuid.UUID,
+    channel_id: uuid.UUID,
+    first_due: datetime,
+    dues: Sequence[datetime],
+) -> None:
+    """More deliveries of the channel's variant (the one scheduled at `first_due`), one per later
+    occurrence of a recurring post."""
+    await conn.execute(
+        """
+        INSERT INTO deliveries (id, tenant_id, post_id, channel_id, kind, text, media, link,
+                                reply_to, status, due_at, next_attempt_at)
+        SELECT gen_random_uuid(), d.tenant_id, d.post_id, d.channel_id, d.kind, d.text, d.media,
+               d.link, d.reply_to, 'scheduled', due, due
+        FROM deliveries d, unnest($3::timestamptz[]) AS due
+        WHERE d.post_id = $1 AND d.channel_id = $2 AND d.status = 'scheduled' AND d.due_at = $4
+        """,
+        post_id,
+        channel_id,
+        list(dues),
+        first_due,
+    )
+
+
 async def cancel_deliveries(conn: Connection, post_id: uuid.UUID) -> int:
     result: str = await conn.execute(
         """

@@ -61,6 +61,8 @@ class MediaItem(BaseModel):
     height: int | None = Field(default=None, gt=0)
     duration_s: float | None = Field(default=None, ge=0)
     alt_text: str | None = None
+    # Where the publisher fetches the file when it publishes (media storage is the agency's).
+    url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://\S+$")
 
 
 class ChannelOverrides(BaseModel):

@@ -4,6 +4,7 @@ inbox asks for — checked on the API, on Kafka and on the sandbox itself."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -552,3 +553,46 @@ async def test_three_replicas_10000_posts_due_in_the_same_minute_across_500_chan
     finally:
         for replica in extra:
             replica.stop()
+
+
+async def test_a_recurring_post_keeps_its_local_time_and_cancels_as_a_whole(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    channel = await _channel(
+        http, publisher, sandbox, admin, await _account(http, sandbox), timezone="Europe/Berlin"
+    )
+    post = await _post(http, publisher, admin, channel, "Monday tip of the week")
+    url = f"{publisher}/api/v1/posts/{post['id']}"
+    await http.post(f"{url}/submit", headers=admin)
+    start = (datetime.now(ZoneInfo("Europe/Berlin")) + timedelta(days=2)).replace(
+        hour=9, minute=0, second=0, microsecond=0, tzinfo=None
+    )
+    bad = await http.post(
+        f"{url}/schedule",
+        json={"at_local": start.isoformat(), "rrule": "FREQ=WEEKLY;BYDAY=XX"},
+        headers=admin,
+    )
+    assert bad.status_code == 422
+    assert bad.json()["details"][0]["field"] == "rrule"
+    r = await http.post(
+        f"{url}/schedule",
+        json={"at_local": start.isoformat(), "rrule": "FREQ=WEEKLY;COUNT=6"},
+        headers=admin,
+    )
+    assert r.status_code == 200, r.text
+    deliveries = r.json()["deliveries"]
+    assert len(deliveries) == 6
+    locals_ = sorted(datetime.fromisoformat(d["due_local"]) for d in deliveries)
+    # Six weeks cross a DST change for most start dates; the wall-clock time never moves.
+    assert {(t.hour, t.minute, t.weekday()) for t in locals_} == {(9, 0, start.weekday())}
+    assert [b - a for a, b in itertools.pairwise(locals_)] == [timedelta(days=7)] * 5
+    moved = await http.post(f"{url}/schedule", json={"at_local": start.isoformat()}, headers=admin)
+    assert moved.status_code == 409
+    cancelled = await http.post(f"{url}/cancel", headers=admin)
+    assert {d["status"] for d in cancelled.json()["deliveries"]} == {"cancelled"}

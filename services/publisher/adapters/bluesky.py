@@ -21,8 +21,12 @@ Sessions: app-password sign-in (`createSession`) is rate-limited hard, so the ac
 across calls (kept in the adapter per PDS and identifier, or taken from `credentials`) and renewed
 with `refreshSession` when the PDS calls it expired; only a refused sign-in needs a person.
 
-Media: not sent yet (blob upload and embeds are not built); a request with media is
-`Rejected("media_unsupported")` rather than published without it.
+Images: each (up to four) goes up with `com.atproto.repo.uploadBlob` (the raw bytes, with their
+Content-Type) before the post, and the record embeds the blobs as `app.bsky.embed.images` with the
+alt text (https://docs.bsky.app/docs/advanced-guides/posts#images-embeds). A blob that no record
+references is dropped by the PDS after a while, so a retry that uploads again is harmless; the post
+itself keeps its record key. Videos (which go through the separate video service) and other kinds
+of file are refused rather than published without them.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from pydantic import field_validator
 
 from services.publisher.adapters.base import (
     ChannelConfig,
+    MediaUpload,
     NeedsReconnect,
     Published,
     PublishOutcome,
@@ -62,6 +67,8 @@ LOGIN_ERRORS = frozenset(
     {"AuthenticationRequired", "AccountTakedown", "AuthFactorTokenRequired", "InvalidToken"}
 )
 RECORD_NOT_FOUND = "RecordNotFound"
+IMAGES_EMBED = "app.bsky.embed.images"
+MAX_IMAGES = 4  # lexicon app.bsky.embed.images: images maxLength 4
 
 
 class BlueskyChannel(ChannelConfig):
@@ -129,8 +136,9 @@ class BlueskyPublisher:
         credentials: dict[str, Any],
         request: PublishRequest,
     ) -> PublishOutcome:
-        if request.media:
-            return Rejected("media_unsupported", "Attachments cannot be published to Bluesky yet")
+        unsendable = _unsendable(request.media)
+        if unsendable is not None:
+            return unsendable
         xrpc = _Xrpc(self, client, channel_config, credentials)
         rkey = record_key(request)
         try:
@@ -149,6 +157,14 @@ class BlueskyPublisher:
                 record["facets"] = facets
             if request.reply_to_external_id is not None:
                 record["reply"] = await xrpc.reply_refs(request.reply_to_external_id)
+            if request.media:
+                record["embed"] = {
+                    "$type": IMAGES_EMBED,
+                    "images": [
+                        {"image": await xrpc.upload_blob(image), "alt": image.description or ""}
+                        for image in request.media
+                    ],
+                }
             body = {
                 "repo": session.did,
                 "collection": POST_COLLECTION,
@@ -183,7 +199,7 @@ class BlueskyPublisher:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return Retryable(f"not sent: {type(exc).__name__}: {exc}")
         except httpx.TransportError as exc:
-            # A failed sign-in or read before the post: nothing was written.
+            # A failed sign-in, read or blob upload before the post: no post was written.
             return Retryable(f"{type(exc).__name__}: {exc}")
 
     async def reconcile(
@@ -300,17 +316,18 @@ class _Xrpc:
         *,
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
+        upload: MediaUpload | None = None,
     ) -> httpx.Response:
         """A call with the access token, renewed once if the PDS says it expired. A refused token
         means the PDS did nothing, so sending again (even a createRecord) is safe."""
         session = await self.session()
         response = await self._call(
-            method, nsid, token=session.access_jwt, params=params, body=body
+            method, nsid, token=session.access_jwt, params=params, body=body, upload=upload
         )
         if _token_rejected(response):
             session = await self._renew(session)
             response = await self._call(
-                method, nsid, token=session.access_jwt, params=params, body=body
+                method, nsid, token=session.access_jwt, params=params, body=body, upload=upload
             )
             if _token_rejected(response):
                 error, message = _xrpc_error(response)
@@ -325,24 +342,29 @@ class _Xrpc:
         token: str | None = None,
         params: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
+        upload: MediaUpload | None = None,
     ) -> httpx.Response:
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return await self.client.request(
-            method, f"{self.config.service}/xrpc/{nsid}", params=params, json=body, headers=headers
-        )
+        url = f"{self.config.service}/xrpc/{nsid}"
+        if upload is not None:
+            # uploadBlob takes the file itself as the body; its type names the blob's mimeType.
+            headers["Content-Type"] = upload.content_type
+            return await self.client.request(method, url, content=upload.data, headers=headers)
+        return await self.client.request(method, url, params=params, json=body, headers=headers)
 
     async def _read(self, nsid: str, params: dict[str, Any]) -> dict[str, Any]:
-        response = await self.send("GET", nsid, params=params)
-        if not response.is_success:
-            refusal = _refusal(response)
-            # Nothing was written yet: a failed read before the post is simply retryable.
-            raise _Refused(Retryable(refusal.reason) if isinstance(refusal, Unknown) else refusal)
-        body = _json(response)
-        if not isinstance(body, dict):
-            raise _Refused(Retryable(f"{nsid}: HTTP {response.status_code} without JSON"))
-        return body
+        return _answer(nsid, await self.send("GET", nsid, params=params))
+
+    async def upload_blob(self, image: MediaUpload) -> dict[str, Any]:
+        """The blob ref (`$type`, `ref`, `mimeType`, `size`) the PDS gives the uploaded image."""
+        nsid = "com.atproto.repo.uploadBlob"
+        uploaded = _answer(nsid, await self.send("POST", nsid, upload=image))
+        blob = uploaded.get("blob")
+        if not isinstance(blob, dict):
+            raise _Refused(Retryable(f"{nsid}: answer without a blob"))
+        return blob
 
     async def facets(self, text: str) -> list[dict[str, Any]]:
         """Links and hashtags as computed; mentions only when the handle resolves to a DID (an
@@ -389,6 +411,30 @@ def _json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         return None
+
+
+def _answer(nsid: str, response: httpx.Response) -> dict[str, Any]:
+    """The JSON body of a call made before the post is written, or the refusal it ends with."""
+    if not response.is_success:
+        refusal = _refusal(response)
+        # No post was written yet (at most a blob nobody references): a 5xx is simply retryable.
+        raise _Refused(Retryable(refusal.reason) if isinstance(refusal, Unknown) else refusal)
+    body = _json(response)
+    if not isinstance(body, dict):
+        raise _Refused(Retryable(f"{nsid}: HTTP {response.status_code} without JSON"))
+    return body
+
+
+def _unsendable(media: list[MediaUpload]) -> Rejected | None:
+    """Why these attachments cannot go to Bluesky as an images embed, if they cannot."""
+    if any(item.content_type.startswith("video/") for item in media):
+        return Rejected("video_unsupported", "Videos cannot be published to Bluesky yet")
+    others = sorted({m.content_type for m in media if not m.content_type.startswith("image/")})
+    if others:
+        return Rejected("media_type_unsupported", f"Bluesky posts take images, not {others}")
+    if len(media) > MAX_IMAGES:
+        return Rejected("too_many_images", f"A Bluesky post takes at most {MAX_IMAGES} images")
+    return None
 
 
 def _xrpc_error(response: httpx.Response) -> tuple[str, str]:
