@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, Validat
 from services.publisher import events, repository
 from services.publisher.adapters.base import PublishAdapter
 from services.publisher.csvio import ImportedPost, export_posts_csv, parse_posts_csv
+from services.publisher.ratelimit import DEFAULT_POLICIES
 from services.publisher.schedule import (
     SchedulingError,
     Slot,
@@ -23,6 +24,7 @@ from services.publisher.schedule import (
     to_utc,
 )
 from services.publisher.validation import (
+    DEFAULT_LIMITS,
     ChannelOverrides,
     MediaItem,
     PostVariant,
@@ -40,6 +42,8 @@ EDITORS = ("admin", "manager", "agent")
 READERS = ("admin", "manager", "agent", "client-approver")
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 EDITABLE = ("draft", "rejected", "pending_internal", "pending_client")
+# Adapters named for the platform; counting rules named for the network the post lands on.
+RULES_FOR = {"meta": "facebook"}
 
 # --- models ------------------------------------------------------------------------------------
 
@@ -246,7 +250,7 @@ def check_variants(
         channel = channels[v.channel_id]
         try:
             variant = PostVariant(
-                network=channel["network"],
+                network=RULES_FOR.get(channel["network"], channel["network"]),
                 text=v.text,
                 media=tuple(v.media),
                 link=v.link,
@@ -306,6 +310,30 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
             return PublishingSettings(
                 **await repository.get_brand_settings(conn, caller.tenant_id, brand_id)
             )
+
+    @router.get("/networks", tags=["channels"])
+    async def networks(caller: Caller) -> dict[str, Any]:
+        """What each network the publisher can reach accepts: its counting limits and the
+        published rate limits the dispatcher paces by."""
+        require_role(caller, READERS)
+        out: dict[str, Any] = {}
+        for name in sorted(adapters):
+            network = RULES_FOR.get(name, name)
+            rules = next((v for k, v in DEFAULT_LIMITS.items() if k.value == network), None)
+            policy = DEFAULT_POLICIES.get(name)
+            out[name] = {
+                "limits": rules.model_dump(mode="json") if rules is not None else None,
+                "rate_limits": (
+                    [
+                        {"name": w.name, "limit": w.limit, "period_s": w.period_s, "scope": w.scope}
+                        for w in policy.windows
+                    ]
+                    if policy is not None
+                    else []
+                ),
+                "replies": True,
+            }
+        return {"networks": out}
 
     # channels
 

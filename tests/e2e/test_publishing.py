@@ -123,6 +123,9 @@ async def test_validation_names_the_channel_and_the_rule(
         headers=admin,
     )
     assert preview.json() == {"valid": True, "violations": []}
+    networks = (await http.get(f"{publisher}/api/v1/networks", headers=admin)).json()["networks"]
+    assert networks["mastodon"]["limits"]["max_chars"] == 500
+    assert {"mastodon", "bluesky", "telegram", "vk", "meta", "webhook"} <= set(networks)
     other = token(stack.auth_secret, tenant + "-b", "admin")
     foreign = await http.post(
         f"{publisher}/api/v1/posts",

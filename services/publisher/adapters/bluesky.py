@@ -25,8 +25,8 @@ Images: each (up to four) goes up with `com.atproto.repo.uploadBlob` (the raw by
 Content-Type) before the post, and the record embeds the blobs as `app.bsky.embed.images` with the
 alt text (https://docs.bsky.app/docs/advanced-guides/posts#images-embeds). A blob that no record
 references is dropped by the PDS after a while, so a retry that uploads again is harmless; the post
-itself keeps its record key. Videos (which go through the separate video service) and other kinds
-of file are refused rather than published without them.
+itself keeps its record key. Videos and GIFs (which go through the separate video service) and
+other kinds of file are refused rather than published without them.
 """
 
 from __future__ import annotations
@@ -427,8 +427,9 @@ def _answer(nsid: str, response: httpx.Response) -> dict[str, Any]:
 
 def _unsendable(media: list[MediaUpload]) -> Rejected | None:
     """Why these attachments cannot go to Bluesky as an images embed, if they cannot."""
-    if any(item.content_type.startswith("video/") for item in media):
-        return Rejected("video_unsupported", "Videos cannot be published to Bluesky yet")
+    # Bluesky shows a GIF in an images embed as a still: like its apps, treat it as a video.
+    if any(m.content_type.startswith("video/") or m.content_type == "image/gif" for m in media):
+        return Rejected("video_unsupported", "Videos and GIFs cannot be published to Bluesky yet")
     others = sorted({m.content_type for m in media if not m.content_type.startswith("image/")})
     if others:
         return Rejected("media_type_unsupported", f"Bluesky posts take images, not {others}")
