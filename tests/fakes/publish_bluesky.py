@@ -1,6 +1,8 @@
 """A local Bluesky PDS speaking the XRPC write subset the publisher uses
 (https://docs.bsky.app/docs/api/com-atproto-repo-create-record and neighbours): app-password
-sessions with refresh, `createRecord` of posts under an explicit TID rkey (one record per key, a
+sessions with refresh, `uploadBlob` and `app.bsky.embed.images` embeds checked against the lexicon
+(https://docs.bsky.app/docs/advanced-guides/posts#images-embeds: up to 4 images, alt text, blobs of
+at most 1,000,000 bytes), `createRecord` of posts under an explicit TID rkey (one record per key, a
 taken key refused with a 500 as the reference PDS does today), `getRecord`, `getPosts` and
 `resolveHandle`, with switches for revoked passwords, expired tokens, rate limits, outages and an
 answer held back after the write is applied."""
@@ -8,6 +10,7 @@ answer held back after the write is applied."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -23,6 +26,9 @@ BRAND_HANDLE = "acme.bsky.social"
 APP_PASSWORD = "abcd-efgh-ijkl-mnop"
 POST = "app.bsky.feed.post"
 MAX_GRAPHEMES = 300  # lexicon app.bsky.feed.post: text maxGraphemes
+IMAGES = "app.bsky.embed.images"
+MAX_IMAGES = 4  # lexicon app.bsky.embed.images: images maxLength
+MAX_IMAGE_BYTES = 1_000_000  # lexicon app.bsky.embed.images#image: image maxSize
 _TID = regex.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 
 
@@ -44,6 +50,9 @@ class FakeBlueskyPds:
     handles: dict[str, str] = field(default_factory=dict)  # handle -> did, for resolveHandle
     sign_ins: int = 0  # createSession calls that opened a session
     create_calls: int = 0
+    blobs: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # cid -> (mimeType, bytes)
+    upload_calls: int = 0
+    upload_outage: bool = False  # uploadBlob answers 500 without storing anything
     password_revoked: bool = False
     rate_limited_for: int | None = None  # set: createRecord is 429, reset that many seconds ahead
     outage: bool = False  # createRecord answers 500 before writing anything
@@ -70,6 +79,11 @@ class FakeBlueskyPds:
 
     def posts(self) -> list[dict[str, Any]]:
         return [r["value"] for r in self.records.values()]
+
+    def image_files(self, post: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+        """(mimeType, bytes, alt) of each image a stored post embeds."""
+        images = post["embed"]["images"]
+        return [(*self.blobs[i["image"]["ref"]["$link"]], i["alt"]) for i in images]
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -113,6 +127,11 @@ class FakeBlueskyPds:
             )
         if not isinstance(rkey, str) or not _TID.match(rkey):
             return _error(400, "InvalidRequest", f"Invalid record key: {rkey!r}")
+        embed = record.get("embed")
+        if embed is not None:
+            refused = self._check_images(embed)
+            if refused is not None:
+                return refused
         reply = record.get("reply")
         if reply is not None and not (
             isinstance(reply, dict) and {"root", "parent"} <= reply.keys()
@@ -125,6 +144,44 @@ class FakeBlueskyPds:
         if self.answer_delay_s is not None:
             await asyncio.sleep(self.answer_delay_s)
         return JSONResponse({"uri": uri, "cid": f"bafyrei{rkey}", "validationStatus": "valid"})
+
+    def _check_images(self, embed: Any) -> JSONResponse | None:
+        """The reference PDS's checks of an images embed: the lexicon, then each blob's
+        constraints (https://docs.bsky.app/docs/api/com-atproto-repo-upload-blob: restrictions are
+        enforced when a record references the blob)."""
+        invalid = "Invalid app.bsky.feed.post record: Record/embed"
+        images = embed.get("images") if isinstance(embed, dict) else None
+        if embed.get("$type") != IMAGES or not isinstance(images, list):
+            return _error(400, "InvalidRequest", f"{invalid} must be an {IMAGES}")
+        if len(images) > MAX_IMAGES:
+            return _error(
+                400, "InvalidRequest", f"{invalid}/images must not have more than 4 elements"
+            )
+        for index, image in enumerate(images):
+            if not isinstance(image, dict) or not isinstance(image.get("alt"), str):
+                return _error(400, "InvalidRequest", f'{invalid}/images/{index} must have "alt"')
+            blob = image.get("image")
+            ref = blob.get("ref") if isinstance(blob, dict) else None
+            cid = ref.get("$link") if isinstance(ref, dict) else None
+            if not isinstance(blob, dict) or blob.get("$type") != "blob" or cid is None:
+                return _error(400, "InvalidRequest", f"{invalid}/images/{index}/image: blob")
+            if cid not in self.blobs:
+                return _error(400, "InvalidRequest", f"Could not find blob: {cid}")
+            mime, data = self.blobs[cid]
+            if not mime.startswith("image/"):
+                return _error(
+                    400,
+                    "InvalidMimeType",
+                    f"Wrong type of file. It is {mime} but it must match image/*.",
+                )
+            if len(data) > MAX_IMAGE_BYTES:
+                return _error(
+                    400,
+                    "BlobTooLarge",
+                    f"This file is too large. It is {len(data)} bytes but the maximum size is "
+                    f"{MAX_IMAGE_BYTES} bytes.",
+                )
+        return None
 
     @property
     def app(self) -> FastAPI:
@@ -168,6 +225,21 @@ class FakeBlueskyPds:
             if self.outage:
                 return _error(500, "InternalServerError", "Internal Server Error")
             return await self._create(request)
+
+        @app.post("/xrpc/com.atproto.repo.uploadBlob")
+        async def upload_blob(request: Request) -> JSONResponse:
+            denied = self._denied(request)
+            if denied is not None:
+                return denied
+            self.upload_calls += 1
+            if self.upload_outage:
+                return _error(500, "InternalServerError", "Internal Server Error")
+            data = await request.body()
+            mime = request.headers.get("content-type", "application/octet-stream")
+            cid = "bafkrei" + hashlib.sha256(data).hexdigest()[:52]
+            self.blobs[cid] = (mime, data)
+            blob = {"$type": "blob", "ref": {"$link": cid}, "mimeType": mime, "size": len(data)}
+            return JSONResponse({"blob": blob})
 
         @app.get("/xrpc/com.atproto.repo.getRecord")
         async def get_record(request: Request) -> JSONResponse:

@@ -213,19 +213,123 @@ async def test_a_refused_connection_is_retryable(
     assert isinstance(outcome, Retryable)
 
 
-async def test_media_is_refused_rather_than_published_without_it(
+# --- images --------------------------------------------------------------------------------------
+
+SHOES = MediaUpload("shoes.jpg", "image/jpeg", b"\xff\xd8\xff shoes", "Red running shoes")
+BOX = MediaUpload("box.png", "image/png", b"\x89PNG box")  # no alt text written
+
+
+async def test_images_are_uploaded_and_embedded_with_their_alt_text(
     pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
 ) -> None:
-    photo = MediaUpload("shoes.jpg", "image/jpeg", b"\xff\xd8\xff", "red shoes")
+    outcome = await adapter.publish(
+        client, pds.channel, CREDENTIALS, request("New shoes", media=[SHOES, BOX])
+    )
+
+    assert isinstance(outcome, Published)
+    [post] = pds.fake.posts()
+    assert post["text"] == "New shoes"
+    assert post["embed"]["$type"] == "app.bsky.embed.images"
+    assert pds.fake.image_files(post) == [
+        ("image/jpeg", SHOES.data, "Red running shoes"),
+        ("image/png", BOX.data, ""),
+    ]
+
+
+async def test_an_expired_session_during_an_upload_is_refreshed(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    await adapter.publish(client, pds.channel, CREDENTIALS, request("One", "k1"))
+    pds.fake.expire_access_tokens()
 
     outcome = await adapter.publish(
-        client, pds.channel, CREDENTIALS, request("New shoes", media=[photo])
+        client, pds.channel, CREDENTIALS, request("Two", "k2", media=[SHOES])
     )
 
-    assert outcome == Rejected(
-        "media_unsupported", "Attachments cannot be published to Bluesky yet"
+    assert isinstance(outcome, Published)
+    assert pds.fake.image_files(pds.fake.posts()[-1]) == [
+        ("image/jpeg", SHOES.data, "Red running shoes")
+    ]
+    assert pds.fake.sign_ins == 1
+
+
+async def test_a_reply_with_a_photo_keeps_the_thread_and_the_image(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    question = pds.fake.add_post(
+        "3kquestion000", "Which colours?", did=FAN_DID, handle="kate.bsky.social"
+    )
+
+    outcome = await adapter.publish(
+        client,
+        pds.channel,
+        CREDENTIALS,
+        request("This red one", media=[SHOES], reply_to_external_id=question),
+    )
+
+    assert isinstance(outcome, Published)
+    [reply] = pds.fake.posts()
+    ref = {"uri": question, "cid": "bafyrei3kquestion000"}
+    assert reply["reply"] == {"root": ref, "parent": ref}
+    assert pds.fake.image_files(reply) == [("image/jpeg", SHOES.data, "Red running shoes")]
+
+
+@pytest.mark.parametrize(
+    ("media", "reason"),
+    [
+        ([MediaUpload("launch.mp4", "video/mp4", b"\x00\x00\x00\x18ftyp")], "video_unsupported"),
+        ([MediaUpload("dance.gif", "image/gif", b"GIF89a")], "video_unsupported"),
+        ([MediaUpload("terms.pdf", "application/pdf", b"%PDF-1.7")], "media_type_unsupported"),
+        ([SHOES] * 5, "too_many_images"),
+    ],
+)
+async def test_media_bluesky_cannot_embed_is_refused_rather_than_posted_without_it(
+    pds: Pds,
+    client: httpx.AsyncClient,
+    adapter: BlueskyPublisher,
+    media: list[MediaUpload],
+    reason: str,
+) -> None:
+    outcome = await adapter.publish(
+        client, pds.channel, CREDENTIALS, request("Watch this", media=media)
+    )
+
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason == reason
+    assert pds.fake.upload_calls == 0
+    assert pds.fake.posts() == []
+
+
+async def test_an_image_over_the_size_limit_is_rejected_with_the_pds_message(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    poster = MediaUpload("poster.jpg", "image/jpeg", b"\xff" * 1_000_001, "Poster")
+
+    outcome = await adapter.publish(
+        client, pds.channel, CREDENTIALS, request("Poster", media=[poster])
+    )
+
+    assert isinstance(outcome, Rejected)
+    assert outcome.network_message == (
+        "This file is too large. It is 1000001 bytes but the maximum size is 1000000 bytes."
     )
     assert pds.fake.posts() == []
+
+
+async def test_a_failed_upload_is_retryable_and_posts_nothing(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    pds.fake.upload_outage = True
+    attempt = request("New shoes", media=[SHOES], attempted_at=datetime.now(UTC))
+
+    first = await adapter.publish(client, pds.channel, CREDENTIALS, attempt)
+    pds.fake.upload_outage = False
+    retried = await adapter.publish(client, pds.channel, CREDENTIALS, attempt)
+
+    assert isinstance(first, Retryable)
+    assert pds.fake.create_calls == 1  # only the retry got as far as the post
+    assert isinstance(retried, Published)
+    assert len(pds.fake.posts()) == 1
 
 
 # --- unknown outcomes and reconciliation ---------------------------------------------------------
@@ -278,6 +382,28 @@ async def test_a_retry_after_an_unknown_outcome_never_creates_a_second_post(
     assert again == retried
     assert pds.fake.create_calls == 3  # each retry reached the PDS and was refused the key
     assert [p["text"] for p in pds.fake.posts()] == ["Launch day!"]
+
+
+async def test_no_answer_after_posting_images_is_reconciled_and_a_retry_adds_no_second_post(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    attempt = request("New shoes", media=[SHOES, BOX], attempted_at=datetime.now(UTC))
+    pds.fake.answer_delay_s = 1.5  # the PDS writes the post, then answers after the client gave up
+
+    first = await adapter.publish(client, pds.channel, CREDENTIALS, attempt)
+    found = await adapter.reconcile(client, pds.channel, CREDENTIALS, attempt)
+    pds.fake.answer_delay_s = None
+    retried = await adapter.publish(client, pds.channel, CREDENTIALS, attempt)
+
+    assert isinstance(first, Unknown)
+    assert isinstance(found, Published)
+    assert retried == found
+    [post] = pds.fake.posts()
+    assert pds.fake.image_files(post) == [
+        ("image/jpeg", SHOES.data, "Red running shoes"),
+        ("image/png", BOX.data, ""),
+    ]
+    assert pds.fake.upload_calls == 4  # the retry uploaded again; the unused blobs are harmless
 
 
 async def test_reconcile_that_cannot_sign_in_raises_instead_of_saying_none(
