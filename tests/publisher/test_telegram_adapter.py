@@ -176,18 +176,140 @@ async def test_a_refused_connection_is_retryable(client: httpx.AsyncClient) -> N
     assert isinstance(outcome, Retryable)
 
 
-async def test_media_is_refused_rather_than_published_without_it(
+# --- photos --------------------------------------------------------------------------------------
+
+SHOES = MediaUpload("shoes.jpg", "image/jpeg", b"\xff\xd8\xff shoes", "Red running shoes")
+BOX = MediaUpload("box.png", "image/png", b"\x89PNG box")
+LACES = MediaUpload("laces.webp", "image/webp", b"RIFF laces")
+
+
+async def test_one_photo_is_sent_with_the_text_as_its_caption(
     bot_api: BotApi, client: httpx.AsyncClient
 ) -> None:
-    photo = MediaUpload("shoes.jpg", "image/jpeg", b"\xff\xd8\xff", "red shoes")
+    outcome = await adapter.publish(
+        client, bot_api.config(), CREDENTIALS, request("New shoes", media=[SHOES])
+    )
+
+    assert outcome == Published(f"{CHANNEL_ID}:1", "https://t.me/acme_news/1")
+    [message] = bot_api.channel.messages
+    assert message["caption"] == "New shoes"
+    assert bot_api.fake.photo_files(message) == ("shoes.jpg", SHOES.data)
+
+
+async def test_several_photos_go_as_one_album_captioned_on_its_first_photo(
+    bot_api: BotApi, client: httpx.AsyncClient
+) -> None:
+    outcome = await adapter.publish(
+        client,
+        bot_api.config(),
+        CREDENTIALS,
+        request("The spring range", media=[SHOES, BOX, LACES]),
+    )
+
+    assert outcome == Published(f"{CHANNEL_ID}:1", "https://t.me/acme_news/1")
+    album = bot_api.channel.messages
+    assert [bot_api.fake.photo_files(m) for m in album] == [
+        ("shoes.jpg", SHOES.data),
+        ("box.png", BOX.data),
+        ("laces.webp", LACES.data),
+    ]
+    assert [m.get("caption") for m in album] == ["The spring range", None, None]
+    assert len({m["media_group_id"] for m in album}) == 1
+
+
+@pytest.mark.parametrize("photos", [[SHOES], [SHOES, BOX]], ids=["photo", "album"])
+async def test_a_reply_with_photos_is_sent_as_a_reply_in_the_customers_chat(
+    bot_api: BotApi, client: httpx.AsyncClient, photos: list[MediaUpload]
+) -> None:
+    question = bot_api.fake.add_message(bot_api.group, "Which colours?")
 
     outcome = await adapter.publish(
-        client, bot_api.config(), CREDENTIALS, request("New shoes", media=[photo])
+        client,
+        bot_api.config(),
+        CREDENTIALS,
+        request(
+            "These two", media=photos, reply_to_external_id=f"{GROUP_ID}:{question['message_id']}"
+        ),
+    )
+
+    assert outcome == Published(f"{GROUP_ID}:2", "https://t.me/c/9876543210/2")
+    [_, reply, *_] = bot_api.group.messages
+    assert reply["caption"] == "These two"
+    assert reply["reply_to_message"]["message_id"] == question["message_id"]
+    assert bot_api.fake.photo_files(reply) == ("shoes.jpg", SHOES.data)
+    assert bot_api.channel.messages == []
+
+
+@pytest.mark.parametrize(
+    ("text", "media", "reason"),
+    [
+        # 513 emoji: 513 characters, but 1,026 UTF-16 code units, as Telegram counts them.
+        ("\N{PARTY POPPER}" * 513, [SHOES], "caption_too_long"),
+        (
+            "Launch",
+            [MediaUpload("launch.mp4", "video/mp4", b"\x00\x00\x00\x18ftyp")],
+            "video_unsupported",
+        ),
+        ("Dance", [MediaUpload("dance.gif", "image/gif", b"GIF89a")], "video_unsupported"),
+        (
+            "Terms",
+            [MediaUpload("terms.pdf", "application/pdf", b"%PDF-1.7")],
+            "media_type_unsupported",
+        ),
+        ("Everything", [SHOES] * 11, "too_many_images"),
+    ],
+)
+async def test_media_telegram_cannot_take_is_refused_rather_than_sent_without_it(
+    bot_api: BotApi, client: httpx.AsyncClient, text: str, media: list[MediaUpload], reason: str
+) -> None:
+    outcome = await adapter.publish(
+        client, bot_api.config(), CREDENTIALS, request(text, media=media)
     )
 
     assert isinstance(outcome, Rejected)
-    assert outcome.reason == "media_unsupported"
+    assert outcome.reason == reason
     assert bot_api.fake.send_calls == 0
+
+
+@pytest.mark.parametrize("photos", [[SHOES], [SHOES, BOX]], ids=["photo", "album"])
+async def test_a_photo_telegram_cannot_process_is_rejected_with_telegrams_words(
+    bot_api: BotApi, client: httpx.AsyncClient, photos: list[MediaUpload]
+) -> None:
+    broken = MediaUpload("broken.jpg", "image/jpeg", b"not an image")
+
+    outcome = await adapter.publish(
+        client, bot_api.config(), CREDENTIALS, request("Oops", media=[*photos, broken])
+    )
+
+    assert outcome == Rejected(
+        "HTTP 400: Bad Request: IMAGE_PROCESS_FAILED", "Bad Request: IMAGE_PROCESS_FAILED"
+    )
+    assert bot_api.channel.messages == []
+
+
+@pytest.mark.parametrize("photos", [[SHOES], [SHOES, BOX]], ids=["photo", "album"])
+@pytest.mark.parametrize("answer", ["flood_wait", "revoked", "outage"])
+async def test_refusals_of_a_photo_mean_what_they_mean_for_a_message(
+    bot_api: BotApi, client: httpx.AsyncClient, photos: list[MediaUpload], answer: str
+) -> None:
+    if answer == "flood_wait":
+        bot_api.fake.flood_wait_s = 23
+    elif answer == "revoked":
+        bot_api.fake.revoked = True
+    else:
+        bot_api.fake.outage = True
+
+    outcome = await adapter.publish(
+        client, bot_api.config(), CREDENTIALS, request("New shoes", media=photos)
+    )
+
+    expected = {
+        "flood_wait": RateLimited(23),
+        "revoked": NeedsReconnect("HTTP 401: Unauthorized"),
+        "outage": Unknown("HTTP 500: Internal Server Error"),
+    }
+    assert outcome == expected[answer]
+    assert bot_api.channel.messages == []
 
 
 async def test_a_500_is_unknown(bot_api: BotApi, client: httpx.AsyncClient) -> None:
@@ -213,4 +335,20 @@ async def test_no_answer_after_sending_is_unknown_and_reconcile_hands_it_to_a_pe
     assert isinstance(failed.value.outcome, Rejected)
     assert failed.value.outcome.reason == "unreconcilable"
     assert texts(bot_api.channel) == ["Launch day!"]
+    assert bot_api.fake.send_calls == 1
+
+
+async def test_no_answer_after_sending_an_album_is_handed_to_a_person_not_sent_again(
+    bot_api: BotApi, client: httpx.AsyncClient
+) -> None:
+    bot_api.fake.answer_delay_s = 1.5
+    attempt = request("The spring range", media=[SHOES, BOX])
+
+    first = await adapter.publish(client, bot_api.config(), CREDENTIALS, attempt)
+    with pytest.raises(ReconcileFailed) as failed:
+        await adapter.reconcile(client, bot_api.config(), CREDENTIALS, attempt)
+
+    assert isinstance(first, Unknown)
+    assert isinstance(failed.value.outcome, Rejected)
+    assert [m.get("caption") for m in bot_api.channel.messages] == ["The spring range", None]
     assert bot_api.fake.send_calls == 1

@@ -16,12 +16,17 @@ retry that might post the message twice. Outcomes that say nothing was sent (con
 Remote ids are `<chat_id>:<message_id>`, as ingest names Telegram messages, so a reply target from
 the inbox (`reply_to_external_id`) names its chat: the reply goes to that chat.
 
-Media: not sent yet (sendPhoto/sendMediaGroup are not built); a request with media is
-`Rejected("media_unsupported")` rather than published without it.
+Photos: one goes with `sendPhoto`, two to ten as an album with `sendMediaGroup`
+(https://core.telegram.org/bots/api#sendphoto, #sendmediagroup), uploaded as multipart files (an
+album names its files with `attach://`), the text as the caption (of the first photo of an album),
+and replies as for messages. An album's remote id is its first message, the one with the caption.
+Telegram has no alt text, so descriptions are not sent. Captions over 1,024 characters, videos and
+GIFs are refused rather than published cut or without them.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 import httpx
@@ -29,6 +34,7 @@ from pydantic import field_validator
 
 from services.publisher.adapters.base import (
     ChannelConfig,
+    MediaUpload,
     NeedsReconnect,
     Published,
     PublishOutcome,
@@ -43,6 +49,8 @@ from services.publisher.adapters.base import (
 
 NETWORK = "telegram"
 FLOOD_WAIT_S = 30.0  # when a 429 names no retry_after
+MAX_CAPTION = 1024  # UTF-16 code units of a caption, after entities parsing
+MAX_ALBUM = 10  # sendMediaGroup: 2-10 items
 # 400 descriptions that mean the bot lost the chat: a person must re-add it or fix the channel.
 CHAT_LOST = ("chat not found", "group chat was upgraded", "have no rights", "not enough rights")
 
@@ -85,8 +93,11 @@ class TelegramPublisher:
         request: PublishRequest,
     ) -> PublishOutcome:
         if request.media:
-            return Rejected("media_unsupported", "Attachments cannot be published to Telegram yet")
-        body: dict[str, Any] = {"chat_id": channel_config.chat_id, "text": request.text}
+            unsendable = _unsendable(request.media, request.text)
+            if unsendable is not None:
+                return unsendable
+        chat_id: int | str = channel_config.chat_id
+        reply_parameters: dict[str, int] | None = None
         if request.reply_to_external_id is not None:
             target = _reply_target(request.reply_to_external_id)
             if target is None:
@@ -94,13 +105,23 @@ class TelegramPublisher:
                     "bad_reply_target",
                     f"{request.reply_to_external_id!r} is not a Telegram message id",
                 )
-            chat_id, message_id = target
-            if chat_id is not None:
-                body["chat_id"] = chat_id  # a reply is sent in the chat of the message
-            body["reply_parameters"] = {"message_id": message_id}
-        url = f"{channel_config.api_base}/bot{credentials['bot_token']}/sendMessage"
+            reply_chat, message_id = target
+            if reply_chat is not None:
+                chat_id = reply_chat  # a reply is sent in the chat of the message
+            reply_parameters = {"message_id": message_id}
+        api = f"{channel_config.api_base}/bot{credentials['bot_token']}"
         try:
-            response = await client.post(url, json=body)
+            if not request.media:
+                body: dict[str, Any] = {"chat_id": chat_id, "text": request.text}
+                if reply_parameters is not None:
+                    body["reply_parameters"] = reply_parameters
+                response = await client.post(f"{api}/sendMessage", json=body)
+            else:
+                # Multipart fields are strings: objects go JSON-serialized, as the Bot API asks.
+                fields = {"chat_id": str(chat_id)}
+                if reply_parameters is not None:
+                    fields["reply_parameters"] = json.dumps(reply_parameters)
+                response = await _send_photos(client, api, fields, request)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             return Retryable(f"not sent: {type(exc).__name__}: {exc}")
         except httpx.TransportError as exc:
@@ -108,7 +129,10 @@ class TelegramPublisher:
             return Unknown(f"no answer after sending: {type(exc).__name__}: {exc}")
         answer = _json(response)
         if response.is_success and isinstance(answer, dict) and answer.get("ok") is True:
-            published = _published(answer.get("result"))
+            result = answer.get("result")
+            # An album answers with its messages; the first carries the caption.
+            first = result[0] if isinstance(result, list) and result else result
+            published = _published(first)
             return published or Unknown(f"HTTP {response.status_code} without a message id")
         return _refusal(response, answer)
 
@@ -129,6 +153,44 @@ class TelegramPublisher:
 
 
 # --- wire helpers --------------------------------------------------------------------------------
+
+
+def _unsendable(media: list[MediaUpload], caption: str) -> Rejected | None:
+    """Why these photos and this caption cannot go out as Telegram sends them, if they cannot."""
+    # A GIF sent as a photo arrives as a still; animations need sendAnimation, not built yet.
+    if any(m.content_type.startswith("video/") or m.content_type == "image/gif" for m in media):
+        return Rejected("video_unsupported", "Videos and GIFs cannot be published to Telegram yet")
+    others = sorted({m.content_type for m in media if not m.content_type.startswith("image/")})
+    if others:
+        return Rejected("media_type_unsupported", f"Telegram posts take photos, not {others}")
+    if len(media) > MAX_ALBUM:
+        return Rejected("too_many_images", f"A Telegram album takes at most {MAX_ALBUM} photos")
+    units = len(caption.encode("utf-16-le")) // 2
+    if units > MAX_CAPTION:
+        return Rejected(
+            "caption_too_long",
+            f"A Telegram caption takes at most {MAX_CAPTION} characters; this one has {units}",
+        )
+    return None
+
+
+async def _send_photos(
+    client: httpx.AsyncClient, api: str, fields: dict[str, str], request: PublishRequest
+) -> httpx.Response:
+    """`sendPhoto` for one photo, `sendMediaGroup` for an album, the text as the caption."""
+    files = [(m.filename, m.data, m.content_type) for m in request.media]
+    if len(files) == 1:
+        if request.text:
+            fields["caption"] = request.text
+        return await client.post(f"{api}/sendPhoto", data=fields, files={"photo": files[0]})
+    album: list[dict[str, str]] = [
+        {"type": "photo", "media": f"attach://photo{index}"} for index in range(len(files))
+    ]
+    if request.text:
+        album[0]["caption"] = request.text
+    fields["media"] = json.dumps(album)
+    parts = [(f"photo{index}", file) for index, file in enumerate(files)]
+    return await client.post(f"{api}/sendMediaGroup", data=fields, files=parts)
 
 
 def _json(response: httpx.Response) -> Any:
