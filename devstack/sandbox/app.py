@@ -16,6 +16,8 @@ import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
@@ -48,6 +50,26 @@ log = logging.getLogger("devstack.sandbox")
 NOTIFICATIONS_LIMIT = (40, 80)
 STATUSES_LIMIT = (20, 40)
 SEARCH_LIMIT = (20, 40)
+MAX_DESCRIPTION_CHARS = 1500  # a media description's limit
+# What Mastodon makes of an upload, by its content type: images are ready at once (200), the rest
+# is transcoded in the background (202, then `GET /api/v1/media/:id` until 200).
+UPLOAD_TYPES: dict[str, MediaType] = {
+    "image/jpeg": "image",
+    "image/png": "image",
+    "image/webp": "image",
+    "image/heic": "image",
+    "image/heif": "image",
+    "image/avif": "image",
+    "image/gif": "gifv",  # Mastodon turns GIFs into looping silent videos
+    "video/mp4": "video",
+    "video/webm": "video",
+    "video/quicktime": "video",
+    "audio/mpeg": "audio",
+    "audio/ogg": "audio",
+    "audio/wav": "audio",
+    "audio/flac": "audio",
+}
+PARSE_ERROR = "Error occurred while parsing request parameters"
 INVALID_TOKEN = "The access token is invalid"  # noqa: S105  # an error message
 TOO_MANY_REQUESTS = "Too many requests"
 SERVER_ERROR = "We're sorry, but something went wrong on our end."
@@ -286,9 +308,44 @@ def _paged(request: Request, items: list[dict[str, Any]], keep: Sequence[str]) -
     return JSONResponse(items, headers=headers)
 
 
+@dataclass(frozen=True)
+class FormPart:
+    """One field of a multipart/form-data body; `filename` is set for a file."""
+
+    name: str
+    data: bytes
+    filename: str | None = None
+    content_type: str = "text/plain"
+
+    @property
+    def text(self) -> str:
+        return self.data.decode(errors="replace")
+
+
+def _multipart(content_type: str, raw: bytes) -> list[FormPart]:
+    """The parts of a multipart/form-data body (RFC 7578), read with the standard library's MIME
+    parser, which keeps binary file contents byte for byte."""
+    message = BytesParser(policy=policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+    )
+    if not message.is_multipart() or message.defects:
+        raise NetworkError(PARSE_ERROR)
+    parts = []
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if not isinstance(name, str) or not isinstance(payload, bytes):
+            raise NetworkError(PARSE_ERROR)
+        filename = part.get_filename()
+        parts.append(FormPart(name, payload, filename, part.get_content_type()))
+    return parts
+
+
 async def _form(request: Request) -> dict[str, Any]:
-    """Form or JSON parameters, as Rails merges them (`name[]` collects into a list)."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    """Form, multipart or JSON parameters, as Rails merges them (`name[]` collects into a list);
+    files are left out."""
+    header = request.headers.get("content-type", "")
+    content_type = header.split(";")[0].strip().lower()
     raw = await request.body()
     data: dict[str, Any] = {}
 
@@ -310,8 +367,10 @@ async def _form(request: Request) -> dict[str, Any]:
         data.update(body)
     elif content_type in ("", "application/x-www-form-urlencoded"):
         collect(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+    elif content_type == "multipart/form-data":
+        collect([(p.name, p.text) for p in _multipart(header, raw) if p.filename is None])
     else:
-        raise NetworkError(f"the sandbox reads JSON or urlencoded forms, not {content_type}")
+        raise NetworkError(f"the sandbox reads JSON or form parameters, not {content_type}")
     return data
 
 
@@ -370,6 +429,44 @@ async def post_status(request: Request, account: CurrentAccount) -> JSONResponse
         application="OpenSMM",
     )
     return JSONResponse(entities.status_json(status, _base(request)))
+
+
+@api.post("/api/v2/media")
+async def upload_media_v2(request: Request, account: CurrentAccount) -> JSONResponse:
+    """Upload a file to attach to a status (https://docs.joinmastodon.org/methods/media/#v2):
+    an image answers 200, ready; video, GIF and audio answer 202 with no `url` yet."""
+    header = request.headers.get("content-type", "")
+    if header.split(";")[0].strip().lower() != "multipart/form-data":
+        raise ValidationFailed("File can't be blank")
+    parts = _multipart(header, await request.body())
+    file = next((p for p in parts if p.name == "file" and p.filename is not None), None)
+    if file is None or not file.data:
+        raise ValidationFailed("File can't be blank")
+    kind = UPLOAD_TYPES.get(file.content_type)
+    if kind is None:
+        raise ValidationFailed("File content type is invalid")
+    description = next((p.text for p in parts if p.name == "description"), None) or None
+    if description is not None and len(description) > MAX_DESCRIPTION_CHARS:
+        raise ValidationFailed(
+            f"Description is too long (maximum is {MAX_DESCRIPTION_CHARS} characters)"
+        )
+    processing = kind != "image"
+    media = _sandbox(request).network.upload_media(
+        account, kind, description, processing=processing
+    )
+    rendered = entities.media_json(media, _base(request), processing=processing)
+    return JSONResponse(rendered, 202 if processing else 200)
+
+
+@api.get("/api/v1/media/{media_id}")
+async def get_media(request: Request, media_id: str, account: CurrentAccount) -> JSONResponse:
+    """An unattached upload (https://docs.joinmastodon.org/methods/media/#get): 206 while it is
+    still processing, 200 once it can be attached."""
+    if not media_id.isdigit():
+        raise NotFound()
+    media, processing = _sandbox(request).network.uploaded_media(account, int(media_id))
+    rendered = entities.media_json(media, _base(request), processing=processing)
+    return JSONResponse(rendered, 206 if processing else 200)
 
 
 @api.get("/api/v1/statuses/{status_id}")

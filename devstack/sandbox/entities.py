@@ -139,13 +139,14 @@ def credential_account_json(account: Account, base: str) -> dict[str, Any]:
     return rendered
 
 
-def media_json(media: MediaAttachment, base: str) -> dict[str, Any]:
+def media_json(media: MediaAttachment, base: str, *, processing: bool = False) -> dict[str, Any]:
+    """The MediaAttachment entity; while `processing`, `url` is null (only the preview exists)."""
     extension = {"image": "jpg", "gifv": "mp4", "video": "mp4", "audio": "mp3"}.get(media.type, "")
     path = f"{base}/system/media_attachments/files/{media.id}"
     return {
         "id": str(media.id),
         "type": media.type,
-        "url": f"{path}/original/file.{extension}",
+        "url": None if processing else f"{path}/original/file.{extension}",
         "preview_url": f"{path}/small/file.jpg",
         "remote_url": None,
         "preview_remote_url": None,

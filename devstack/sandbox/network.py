@@ -24,6 +24,7 @@ MediaType = Literal["image", "gifv", "video", "audio", "unknown"]
 
 MAX_STATUS_CHARS = 500  # Mastodon's default character limit
 MAX_MEDIA = 4  # attachments per status
+NOT_PROCESSED = "Cannot attach files that have not finished processing. Try again in a moment!"
 IDEMPOTENCY_TTL_S = 3600.0  # Mastodon keeps Idempotency-Key for one hour
 # Mastodon's username rule (local accounts): letters, digits, underscores.
 USERNAME = re.compile(r"^[A-Za-z0-9_]{1,30}$")
@@ -213,6 +214,7 @@ class Network:
         self._notifications: dict[int, Notification] = {}
         self._inbox: dict[int, list[int]] = {}
         self._uploads: dict[int, tuple[int, MediaAttachment]] = {}  # unattached media -> owner
+        self._processing: set[int] = set()  # uploads whose (pretend) transcoding is not done
         self._idempotency: dict[tuple[int, str], tuple[int, float]] = {}
         self._keys_ever: dict[tuple[int, str], int] = {}
         self._keys_since_sweep = 0
@@ -301,13 +303,32 @@ class Network:
             return MediaAttachment(id=self._ids.next(), type=kind, description=description)
 
     def upload_media(
-        self, account: Account, kind: MediaType, description: str | None = None
+        self,
+        account: Account,
+        kind: MediaType,
+        description: str | None = None,
+        *,
+        processing: bool = False,
     ) -> MediaAttachment:
-        """An unattached upload of `account`, for `media_ids` of its next status."""
+        """An unattached upload of `account`, for `media_ids` of its next status; with
+        `processing`, it cannot be attached until `uploaded_media` has seen it once."""
         with self.lock:
             media = self.new_media(kind, description)
             self._uploads[media.id] = (account.id, media)
+            if processing:
+                self._processing.add(media.id)
             return media
+
+    def uploaded_media(self, account: Account, media_id: int) -> tuple[MediaAttachment, bool]:
+        """One of `account`'s unattached uploads and whether it was still processing. Looking
+        finishes the processing, so a client's poll sees "processing" once, then "done"."""
+        with self.lock:
+            owner, media = self._uploads.get(media_id, (None, None))
+            if media is None or owner != account.id:
+                raise NotFound()
+            processing = media_id in self._processing
+            self._processing.discard(media_id)
+            return media, processing
 
     def _take_uploads(self, account: Account, media_ids: Sequence[int]) -> list[MediaAttachment]:
         if len(media_ids) > MAX_MEDIA:
@@ -316,6 +337,8 @@ class Network:
         if missing:
             # Mastodon's message for ids that are not this account's unattached uploads.
             raise NetworkError(f"Media attachment(s) {', '.join(missing)} not found")
+        if any(i in self._processing for i in media_ids):
+            raise NetworkError(NOT_PROCESSED)
         return [self._uploads.pop(i)[1] for i in media_ids]
 
     # --- statuses ------------------------------------------------------------------------------

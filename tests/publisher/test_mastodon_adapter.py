@@ -227,19 +227,154 @@ async def test_a_refused_connection_is_retryable(client: httpx.AsyncClient) -> N
     assert isinstance(outcome, Retryable)
 
 
-async def test_media_is_refused_rather_than_published_without_it(
+# --- media ---------------------------------------------------------------------------------------
+
+PHOTO_BYTES = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # binary, with CR and LF bytes in it
+
+
+def photo(name: str, alt: str | None) -> MediaUpload:
+    return MediaUpload(name, "image/jpeg", PHOTO_BYTES, alt)
+
+
+def record_calls(client: httpx.AsyncClient) -> list[tuple[str, str, int]]:
+    """(method, path, status) of every answer the client receives from now on."""
+    calls: list[tuple[str, str, int]] = []
+
+    async def remember(response: httpx.Response) -> None:
+        calls.append((response.request.method, response.request.url.path, response.status_code))
+
+    client.event_hooks["response"].append(remember)
+    return calls
+
+
+async def test_a_post_with_two_images_is_published_with_both_and_their_descriptions(
     network: Network, client: httpx.AsyncClient
 ) -> None:
     brand = await network.brand("acme")
-    photo = MediaUpload("shoes.jpg", "image/jpeg", b"\xff\xd8\xff", "red shoes")
+    images = [photo("red.jpg", "Red trail shoes"), photo("blue.jpg", "Blue trail shoes")]
 
     outcome = await adapter.publish(
-        client, brand.channel, brand.credentials, request("New shoes", media=[photo])
+        client, brand.channel, brand.credentials, request("New colours!", media=images)
+    )
+
+    assert isinstance(outcome, Published)
+    statuses = await network.statuses_of(brand)
+    assert [s["id"] for s in statuses] == [outcome.remote_id]
+    attachments = statuses[0]["media_attachments"]
+    assert [(m["type"], m["description"]) for m in attachments] == [
+        ("image", "Red trail shoes"),
+        ("image", "Blue trail shoes"),
+    ]
+    assert all(m["url"] for m in attachments)
+
+
+async def test_a_video_is_attached_once_the_server_has_processed_it(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    video = MediaUpload("teaser.mp4", "video/mp4", b"\x00\x00\x00\x18ftypmp42" * 100, None)
+    calls = record_calls(client)
+
+    outcome = await MastodonPublisher(media_poll_s=0.01).publish(
+        client, brand.channel, brand.credentials, request("Watch the teaser", media=[video])
+    )
+
+    assert isinstance(outcome, Published)
+    [status] = await network.statuses_of(brand)
+    assert [m["type"] for m in status["media_attachments"]] == ["video"]
+    media_id = status["media_attachments"][0]["id"]
+    # Uploaded (202, processing), polled until done (206, then 200), and only then attached.
+    assert calls == [
+        ("POST", "/api/v2/media", 202),
+        ("GET", f"/api/v1/media/{media_id}", 206),
+        ("GET", f"/api/v1/media/{media_id}", 200),
+        ("POST", "/api/v1/statuses", 200),
+    ]
+
+
+async def test_an_upload_the_server_refuses_is_rejected_and_nothing_is_posted(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    brochure = MediaUpload("brochure.pdf", "application/pdf", b"%PDF-1.7", "Price list")
+
+    outcome = await adapter.publish(
+        client,
+        brand.channel,
+        brand.credentials,
+        request("Our prices", media=[photo("shop.jpg", "The shop"), brochure]),
     )
 
     assert isinstance(outcome, Rejected)
-    assert outcome.reason == "media_unsupported"
+    assert outcome.network_message == "Validation failed: File content type is invalid"
+    assert "brochure.pdf" in outcome.reason
     assert await network.statuses_of(brand) == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        pytest.param({"kind": "server_error", "status": 503}, Retryable, id="5xx"),
+        pytest.param({"kind": "timeout_after_send", "drop": True}, Retryable, id="connection-cut"),
+        pytest.param({"kind": "rate_limit", "retry_after_s": 42}, RateLimited, id="429"),
+    ],
+)
+async def test_a_failed_upload_is_retried_later_since_no_status_exists_yet(
+    network: Network, client: httpx.AsyncClient, fault: dict[str, Any], expected: type[Any]
+) -> None:
+    brand = await network.brand("acme")
+    await network.fault(path_prefix="/api/v2/media", **fault)
+    attempt = request("New colours!", media=[photo("red.jpg", "Red trail shoes")])
+
+    first = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+    retried = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+
+    assert isinstance(first, expected)
+    if isinstance(first, RateLimited):
+        assert first.retry_after_s == 42
+    assert isinstance(retried, Published)
+    [status] = await network.statuses_of(brand)
+    assert [m["description"] for m in status["media_attachments"]] == ["Red trail shoes"]
+
+
+async def test_an_upload_with_a_revoked_token_needs_reconnecting(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    await network.admin.post(f"{network.url}/sandbox/accounts/{brand.id}/revoke")
+
+    outcome = await adapter.publish(
+        client, brand.channel, brand.credentials, request("Hi", media=[photo("a.jpg", None)])
+    )
+
+    assert isinstance(outcome, NeedsReconnect)
+    assert "401" in outcome.reason
+
+
+async def test_a_lost_answer_to_a_post_with_media_is_reconciled_without_a_second_status(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("acme")
+    images = [photo("red.jpg", "Red trail shoes"), photo("blue.jpg", "Blue trail shoes")]
+    attempt = request("New colours!", media=images, attempted_at=datetime.now(UTC))
+    # Only the status POST loses its answer; the uploads before it go through.
+    await network.fault(kind="timeout_after_send", path_prefix="/api/v1/statuses", drop=True)
+
+    first = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+    [created] = await network.wait_for_statuses(brand, 1)
+    found = await adapter.reconcile(client, brand.channel, brand.credentials, attempt)
+    # Had reconcile come too early, the retry uploads again; the key still yields one status.
+    retried = await adapter.publish(client, brand.channel, brand.credentials, attempt)
+
+    assert isinstance(first, Unknown)
+    assert found == Published(created["id"], created["url"])
+    assert retried == found
+    statuses = await network.statuses_of(brand)
+    assert [s["id"] for s in statuses] == [created["id"]]
+    assert len(statuses[0]["media_attachments"]) == 2
+    stats = await network.stats_of(brand)
+    assert stats["statuses"] == 1
+    assert stats["duplicates_by_idempotency_key"] == 0
 
 
 # --- unknown outcomes and reconciliation ---------------------------------------------------------

@@ -143,6 +143,104 @@ async def test_media_ids_attach_the_accounts_uploads(sandbox: Client) -> None:
     assert reused.status_code == 422
 
 
+JPEG = b"\xff\xd8\xff\xe0\r\n--" + bytes(range(256))  # binary, with CRLF and dashes
+
+
+async def upload(
+    sandbox: Client,
+    auth: dict[str, str],
+    content_type: str = "image/jpeg",
+    description: str | None = None,
+    data: bytes = JPEG,
+) -> httpx.Response:
+    """`POST /api/v2/media` as a Mastodon client sends it: multipart/form-data."""
+    return await sandbox.http.post(
+        "/api/v2/media",
+        files={"file": ("upload", data, content_type)},
+        data={"description": description} if description is not None else {},
+        headers=auth,
+    )
+
+
+async def test_v2_media_takes_an_image_ready_to_attach_with_its_description(
+    sandbox: Client,
+) -> None:
+    _, kate = await sandbox.account("kate")
+
+    uploaded = await upload(sandbox, kate, description="Red trail shoes, side view")
+    posted = await sandbox.post(kate, "", media_ids=[uploaded.json()["id"]])
+
+    assert uploaded.status_code == 200
+    assert uploaded.json()["type"] == "image"
+    assert uploaded.json()["url"].startswith("http://sandbox.test/")
+    assert posted.status_code == 200
+    [attachment] = posted.json()["media_attachments"]
+    assert attachment["id"] == uploaded.json()["id"]
+    assert attachment["description"] == "Red trail shoes, side view"
+
+
+async def test_a_video_is_processing_until_polled_and_cannot_be_attached_before(
+    sandbox: Client,
+) -> None:
+    _, kate = await sandbox.account("kate")
+    _, max_ = await sandbox.account("max")
+
+    uploaded = await upload(sandbox, kate, "video/mp4")
+    media_id = uploaded.json()["id"]
+    too_early = await sandbox.post(kate, "Teaser", media_ids=[media_id])
+    someone_elses = await sandbox.http.get(f"/api/v1/media/{media_id}", headers=max_)
+    processing = await sandbox.http.get(f"/api/v1/media/{media_id}", headers=kate)
+    done = await sandbox.http.get(f"/api/v1/media/{media_id}", headers=kate)
+    posted = await sandbox.post(kate, "Teaser", media_ids=[media_id])
+    after_attaching = await sandbox.http.get(f"/api/v1/media/{media_id}", headers=kate)
+
+    assert uploaded.status_code == 202
+    assert uploaded.json()["url"] is None
+    assert too_early.status_code == 422
+    assert "not finished processing" in too_early.json()["error"]
+    assert someone_elses.status_code == 404
+    assert processing.status_code == 206
+    assert processing.json()["url"] is None
+    assert done.status_code == 200
+    assert done.json()["url"] is not None
+    assert [m["type"] for m in posted.json()["media_attachments"]] == ["video"]
+    assert after_attaching.status_code == 404  # only unattached uploads can be looked up
+
+
+async def test_v2_media_refuses_what_mastodon_refuses(sandbox: Client) -> None:
+    _, kate = await sandbox.account("kate")
+
+    no_file = await sandbox.http.post("/api/v2/media", data={"description": "x"}, headers=kate)
+    empty = await upload(sandbox, kate, data=b"")
+    pdf = await upload(sandbox, kate, "application/pdf")
+    long_alt = await upload(sandbox, kate, description="x" * 1501)
+    no_token = await upload(sandbox, {})
+
+    assert no_file.status_code == empty.status_code == 422
+    assert no_file.json() == {"error": "Validation failed: File can't be blank"}
+    assert pdf.status_code == 422
+    assert pdf.json() == {"error": "Validation failed: File content type is invalid"}
+    assert long_alt.status_code == 422
+    assert no_token.status_code == 401
+
+
+async def test_a_status_can_be_posted_as_multipart_form_data(sandbox: Client) -> None:
+    _, kate = await sandbox.account("kate")
+    media_id = (await upload(sandbox, kate, description="The shop")).json()["id"]
+
+    # Clients that upload with multipart often post the status the same way.
+    posted = await sandbox.http.post(
+        "/api/v1/statuses",
+        data={"status": "Open today", "media_ids[]": [media_id]},
+        files={"unused": ("none.txt", b"", "text/plain")},  # forces multipart/form-data
+        headers=kate,
+    )
+
+    assert posted.status_code == 200
+    assert posted.json()["content"] == "<p>Open today</p>"
+    assert [m["description"] for m in posted.json()["media_attachments"]] == ["The shop"]
+
+
 async def test_notifications_page_by_id_with_link_headers(sandbox: Client) -> None:
     _, brand = await sandbox.account("demo_sneakers")
     _, kate = await sandbox.account("kate")

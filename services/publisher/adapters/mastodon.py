@@ -14,13 +14,18 @@ statuses older than the attempt (less `CLOCK_SKEW`) and ignores those; without i
 page is read. Text is compared as Mastodon renders it: HTML flattened, whitespace collapsed, and
 remote mentions without their domain (`@ann@example.org` is shown as `@ann`).
 
-Media: not sent yet. The sandbox network has no `POST /api/v2/media`, so an uploader could not be
-tested; a request with media is `Rejected("media_unsupported")` rather than published without it.
+Media (https://docs.joinmastodon.org/methods/media/#v2): each file is uploaded first with
+`POST /api/v2/media`; an image answers 200, a video 202 and is polled with `GET /api/v1/media/:id`
+(206 while processing) for at most `media_wait_s`; then the status names them in `media_ids`. An
+upload creates nothing anyone sees, so every failure before the status POST is safe to retry: a
+retried publication uploads again and the earlier, never-attached uploads are simply left unused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any, ClassVar
@@ -30,6 +35,7 @@ from pydantic import field_validator
 
 from services.publisher.adapters.base import (
     ChannelConfig,
+    MediaUpload,
     NeedsReconnect,
     Published,
     PublishOutcome,
@@ -47,6 +53,8 @@ STATUSES_PAGE_LIMIT = 40  # the most one page of an account's statuses holds
 RECONCILE_PAGES = 5
 CLOCK_SKEW = timedelta(minutes=5)  # our clock against the server's `created_at`
 RATE_WINDOW_S = 300.0  # Mastodon's rate-limit window, when a 429 names no reset time
+MEDIA_WAIT_S = 30.0  # how long a publish waits for uploaded videos to be processed
+MEDIA_POLL_S = 0.25  # the first pause between polls of a processing upload (doubling, up to 2 s)
 _REMOTE_MENTION = re.compile(r"(?<![\w@/])@(\w+)@[\w.-]+\.\w+")
 
 
@@ -71,6 +79,10 @@ class MastodonPublisher:
     network: ClassVar[str] = NETWORK
     config_model: ClassVar[type[ChannelConfig]] = MastodonChannel
 
+    def __init__(self, *, media_wait_s: float = MEDIA_WAIT_S, media_poll_s: float = MEDIA_POLL_S):
+        self.media_wait_s = media_wait_s
+        self.media_poll_s = media_poll_s
+
     async def publish(
         self,
         client: httpx.AsyncClient,
@@ -78,9 +90,15 @@ class MastodonPublisher:
         credentials: dict[str, Any],
         request: PublishRequest,
     ) -> PublishOutcome:
-        if request.media:
-            return Rejected("media_unsupported", "Attachments cannot be published to Mastodon yet")
-        form: dict[str, str] = {"status": request.text}
+        media_ids: list[str] = []
+        for upload in request.media:
+            uploaded = await self._upload(client, channel_config, credentials, upload)
+            if not isinstance(uploaded, str):
+                return uploaded
+            media_ids.append(uploaded)
+        form: dict[str, str | list[str]] = {"status": request.text}
+        if media_ids:
+            form["media_ids"] = media_ids
         if request.reply_to_external_id is not None:
             form["in_reply_to_id"] = request.reply_to_external_id
         if request.visibility is not None:
@@ -134,6 +152,67 @@ class MastodonPublisher:
             Retryable(f"more than {RECONCILE_PAGES} pages of statuses since the attempt")
         )
 
+    async def _upload(
+        self,
+        client: httpx.AsyncClient,
+        config: MastodonChannel,
+        credentials: dict[str, Any],
+        upload: MediaUpload,
+    ) -> str | PublishOutcome:
+        """The id of `upload` on the server once it can be attached, or why it cannot be."""
+        form = {"description": upload.description} if upload.description else {}
+        try:
+            response = await client.post(
+                f"{config.api_base}/api/v2/media",
+                data=form,
+                files={"file": (upload.filename, upload.data, upload.content_type)},
+                headers=_auth(credentials),
+            )
+        except httpx.TransportError as exc:
+            return Retryable(f"media {upload.filename} not uploaded: {type(exc).__name__}: {exc}")
+        if not response.is_success:
+            return _upload_refusal(response, upload)
+        media = response.json() if _is_json(response) else None
+        if not isinstance(media, dict) or not isinstance(media.get("id"), str | int):
+            return Retryable(f"media {upload.filename}: HTTP {response.status_code} without an id")
+        media_id = str(media["id"])
+        if response.status_code == 202:
+            ready = await self._processed(client, config, credentials, media_id, upload)
+            if ready is not None:
+                return ready
+        return media_id
+
+    async def _processed(
+        self,
+        client: httpx.AsyncClient,
+        config: MastodonChannel,
+        credentials: dict[str, Any],
+        media_id: str,
+        upload: MediaUpload,
+    ) -> PublishOutcome | None:
+        """None once the server has processed the upload; an outcome if it fails or takes longer
+        than `media_wait_s` (the dispatcher's lease bounds a publish, so the wait is bounded)."""
+        deadline = time.monotonic() + self.media_wait_s
+        pause = self.media_poll_s
+        while True:
+            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))
+            try:
+                response = await client.get(
+                    f"{config.api_base}/api/v1/media/{media_id}", headers=_auth(credentials)
+                )
+            except httpx.TransportError as exc:
+                return Retryable(f"media {upload.filename}: {type(exc).__name__}: {exc}")
+            if response.status_code == 200:
+                return None
+            if response.status_code != 206:
+                return _upload_refusal(response, upload)
+            if time.monotonic() >= deadline:
+                return Retryable(
+                    f"media {upload.filename} still processing after {self.media_wait_s:g} s",
+                    retry_after_s=self.media_wait_s,
+                )
+            pause = min(pause * 2, 2.0)
+
     async def _account_id(
         self, client: httpx.AsyncClient, config: MastodonChannel, credentials: dict[str, Any]
     ) -> str:
@@ -180,6 +259,18 @@ def _refusal(response: httpx.Response) -> RateLimited | NeedsReconnect | Rejecte
         # The server may have saved the status before failing to answer.
         return Unknown(detail)
     return Rejected(detail, message)
+
+
+def _upload_refusal(
+    response: httpx.Response, upload: MediaUpload
+) -> RateLimited | NeedsReconnect | Rejected | Retryable:
+    """An upload's or a poll's refusal: no status exists yet, so a server error is retryable."""
+    refusal = _refusal(response)
+    if isinstance(refusal, Unknown):
+        return Retryable(f"media {upload.filename}: {refusal.reason}")
+    if isinstance(refusal, Rejected):
+        return Rejected(f"media {upload.filename}: {refusal.reason}", refusal.network_message)
+    return refusal
 
 
 async def _read(
