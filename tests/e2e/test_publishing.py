@@ -4,6 +4,7 @@ inbox asks for — checked on the API, on Kafka and on the sandbox itself."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import uuid
@@ -15,10 +16,14 @@ import asyncpg
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from starlette.applications import Starlette
+from starlette.responses import Response as StarletteResponse
+from starlette.routing import Route
 
 from shared.events import ReplyRequestedPayload, envelope_for
 from shared.topics import INBOX, POSTS
 from tests.conftest import SessionStack
+from tests.fakes.server import serve
 from tests.support import ServiceProcess, events_for, free_port, token, wait_until
 
 
@@ -530,18 +535,17 @@ async def test_three_replicas_10000_posts_due_in_the_same_minute_across_500_chan
                 """,
                 tenant,
             )
-            return left == 0
+            return bool(left == 0)
 
         await wait_until(all_out, timeout_s=300, interval_s=1, what="10,000 posts to go out")
         lateness = await admin_db.fetchrow(
             """
-            SELECT count(*) AS n, max(published_at - due_at) AS worst,
-                   percentile_cont(0.5) WITHIN GROUP (
-                       ORDER BY extract(epoch FROM published_at - due_at)) AS p50
+            SELECT count(*) AS n, max(published_at - due_at) AS worst
             FROM publisher.deliveries WHERE tenant_id = $1
             """,
             tenant,
         )
+        assert lateness is not None
         assert lateness["n"] == 10_000
         assert lateness["worst"] < timedelta(minutes=3), lateness
         stats = (await http.get(f"{sandbox}/sandbox/stats")).json()
@@ -599,3 +603,49 @@ async def test_a_recurring_post_keeps_its_local_time_and_cancels_as_a_whole(
     assert moved.status_code == 409
     cancelled = await http.post(f"{url}/cancel", headers=admin)
     assert {d["status"] for d in cancelled.json()["deliveries"]} == {"cancelled"}
+
+
+async def test_media_is_fetched_from_its_url_and_attached(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    media_store = Starlette(
+        routes=[Route("/boots.png", lambda _: StarletteResponse(png, media_type="image/png"))]
+    )
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    account = await _account(http, sandbox)
+    channel = await _channel(http, publisher, sandbox, admin, account)
+    async with serve(media_store) as store:
+        r = await http.post(
+            f"{publisher}/api/v1/posts",
+            json={
+                "brand_id": "acme",
+                "variants": [
+                    {
+                        "channel_id": channel["id"],
+                        "text": "New boots, new season",
+                        "media": [
+                            {"type": "image", "url": f"{store}/boots.png", "alt_text": "Boots"}
+                        ],
+                    }
+                ],
+            },
+            headers=admin,
+        )
+        assert r.status_code == 201, r.text
+        url = f"{publisher}/api/v1/posts/{r.json()['id']}"
+        await http.post(f"{url}/submit", headers=admin)
+        await http.post(f"{url}/publish-now", headers=admin)
+        done = await _published(http, publisher, admin, r.json()["id"])
+    assert done["status"] == "published", done
+    (status,) = await _statuses(http, sandbox, account)
+    assert [(m["type"], m["description"]) for m in status["media_attachments"]] == [
+        ("image", "Boots")
+    ]
