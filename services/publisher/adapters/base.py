@@ -27,12 +27,14 @@ from pydantic import BaseModel, ConfigDict
 
 @dataclass(frozen=True, slots=True)
 class MediaUpload:
-    """One attachment of a post: the file's bytes and its alt text."""
+    """One attachment of a post: the file's bytes, its alt text, and the public URL it was fetched
+    from (networks such as Instagram fetch media themselves and take that URL, not the bytes)."""
 
     filename: str
     content_type: str
     data: bytes
     description: str | None = None  # alt text
+    source_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
