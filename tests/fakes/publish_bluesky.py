@@ -1,11 +1,13 @@
 """A local Bluesky PDS speaking the XRPC write subset the publisher uses
 (https://docs.bsky.app/docs/api/com-atproto-repo-create-record and neighbours): app-password
-sessions with refresh, `uploadBlob` and `app.bsky.embed.images` embeds checked against the lexicon
-(https://docs.bsky.app/docs/advanced-guides/posts#images-embeds: up to 4 images, alt text, blobs of
-at most 1,000,000 bytes), `createRecord` of posts under an explicit TID rkey (one record per key, a
-taken key refused with a 500 as the reference PDS does today), `getRecord`, `getPosts` and
-`resolveHandle`, with switches for revoked passwords, expired tokens, rate limits, outages and an
-answer held back after the write is applied."""
+sessions with refresh (https://docs.bsky.app/docs/api/com-atproto-server-refresh-session: HS256
+session JWTs as the reference PDS issues them, `at+jwt` for two hours and `refresh+jwt` for 90 days,
+each refresh JWT good for one refresh), `uploadBlob` and `app.bsky.embed.images` embeds checked
+against the lexicon (https://docs.bsky.app/docs/advanced-guides/posts#images-embeds: up to 4
+images, alt text, blobs of at most 1,000,000 bytes), `createRecord` of posts under an explicit TID
+rkey (one record per key, a taken key refused with a 500 as the reference PDS does today),
+`getRecord`, `getPosts` and `resolveHandle`, with switches for revoked passwords, expired tokens,
+rate limits, outages and an answer held back after the write is applied."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import jwt
 import regex
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -29,6 +32,9 @@ MAX_GRAPHEMES = 300  # lexicon app.bsky.feed.post: text maxGraphemes
 IMAGES = "app.bsky.embed.images"
 MAX_IMAGES = 4  # lexicon app.bsky.embed.images: images maxLength
 MAX_IMAGE_BYTES = 1_000_000  # lexicon app.bsky.embed.images#image: image maxSize
+ACCESS_LIFETIME_S = 2 * 3600
+REFRESH_LIFETIME_S = 90 * 24 * 3600
+_JWT_SECRET = secrets.token_hex(16)  # the PDS's own signing key: nobody else checks it
 _TID = regex.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 
 
@@ -49,12 +55,14 @@ class FakeBlueskyPds:
     others: dict[str, dict[str, Any]] = field(default_factory=dict)  # uri -> postView
     handles: dict[str, str] = field(default_factory=dict)  # handle -> did, for resolveHandle
     sign_ins: int = 0  # createSession calls that opened a session
+    refreshes: int = 0  # refreshSession calls that opened a session
     create_calls: int = 0
     blobs: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # cid -> (mimeType, bytes)
     upload_calls: int = 0
     upload_outage: bool = False  # uploadBlob answers 500 without storing anything
     password_revoked: bool = False
     rate_limited_for: int | None = None  # set: createRecord is 429, reset that many seconds ahead
+    sessions_rate_limited: bool = False  # createSession and refreshSession answer 429
     outage: bool = False  # createRecord answers 500 before writing anything
     answer_delay_s: float | None = None  # createRecord writes, then holds its answer this long
     _access: dict[str, bool] = field(default_factory=dict)  # token -> expired
@@ -77,6 +85,10 @@ class FakeBlueskyPds:
     def expire_access_tokens(self) -> None:
         self._access = dict.fromkeys(self._access, True)
 
+    def session_count(self) -> int:
+        """Sessions opened, by sign-in or refresh: what a publish that reuses tokens avoids."""
+        return self.sign_ins + self.refreshes
+
     def posts(self) -> list[dict[str, Any]]:
         return [r["value"] for r in self.records.values()]
 
@@ -87,11 +99,33 @@ class FakeBlueskyPds:
 
     # --- plumbing --------------------------------------------------------------------------------
 
+    def _jwt(self, kind: str, scope: str, lifetime_s: int) -> str:
+        now = int(time.time())
+        claims = {
+            "scope": scope,
+            "sub": self.did,
+            "aud": "did:web:pds.example",
+            "iat": now,
+            "exp": now + lifetime_s,
+            "jti": secrets.token_hex(8),  # two sessions opened in one second still differ
+        }
+        return jwt.encode(claims, _JWT_SECRET, algorithm="HS256", headers={"typ": kind})
+
     def _session(self) -> dict[str, Any]:
-        access, refresh = "acc-" + secrets.token_hex(8), "ref-" + secrets.token_hex(8)
+        access = self._jwt("at+jwt", "com.atproto.access", ACCESS_LIFETIME_S)
+        refresh = self._jwt("refresh+jwt", "com.atproto.refresh", REFRESH_LIFETIME_S)
         self._access[access] = False
         self._refresh.add(refresh)
         return {"accessJwt": access, "refreshJwt": refresh, "handle": self.handle, "did": self.did}
+
+    def _session_limit(self) -> JSONResponse:
+        reset = str(int(time.time()) + 300)
+        return _error(
+            429,
+            "RateLimitExceeded",
+            "Rate Limit Exceeded",
+            **{"RateLimit-Limit": "30", "RateLimit-Remaining": "0", "RateLimit-Reset": reset},
+        )
 
     def _denied(self, request: Request) -> JSONResponse | None:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
@@ -189,6 +223,8 @@ class FakeBlueskyPds:
 
         @app.post("/xrpc/com.atproto.server.createSession")
         async def create_session(request: Request) -> JSONResponse:
+            if self.sessions_rate_limited:
+                return self._session_limit()
             body = await request.json()
             if (
                 self.password_revoked
@@ -201,10 +237,13 @@ class FakeBlueskyPds:
 
         @app.post("/xrpc/com.atproto.server.refreshSession")
         async def refresh_session(request: Request) -> JSONResponse:
+            if self.sessions_rate_limited:
+                return self._session_limit()
             token = request.headers.get("authorization", "").removeprefix("Bearer ")
             if token not in self._refresh or self.password_revoked:
                 return _error(400, "ExpiredToken", "Token has expired")
             self._refresh.discard(token)  # refresh tokens rotate: each is good for one refresh
+            self.refreshes += 1
             return JSONResponse(self._session())
 
         @app.post("/xrpc/com.atproto.repo.createRecord")

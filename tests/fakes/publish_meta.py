@@ -1,13 +1,16 @@
 """A local Graph API for one Facebook Page: `POST /{page_id}/feed`
 (https://developers.facebook.com/docs/graph-api/reference/page/feed#publish), `POST
 /{object_id}/comments` (https://developers.facebook.com/docs/graph-api/reference/object/comments),
-their reads with `fields`, `since`, `limit` and `paging.next`, and Graph errors
-(https://developers.facebook.com/docs/graph-api/guides/error-handling)."""
+their reads with `fields`, `since`, `limit` and `paging.next`, the long-lived token exchange
+`GET /oauth/access_token?grant_type=fb_exchange_token`
+(https://developers.facebook.com/docs/facebook-login/guides/access-tokens/get-long-lived), and Graph
+errors (https://developers.facebook.com/docs/graph-api/guides/error-handling)."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,22 +33,47 @@ class GraphFaults:
     delay_s: float = 0.0
 
 
-class FakeGraphPage:
-    """One Page (`page_id`, reachable with `token`). Tests add others' posts and comments with
-    `add`, set `faults`, and read `items` (every post and comment, by id)."""
+APP_ID = "1234567890123"
+APP_SECRET = "0123456789abcdef0123456789abcdef"
+LONG_LIVED_S = 5_183_944  # the documented example's `expires_in`: about 60 days
 
-    def __init__(self, token: str, page_id: str, version: str = "v21.0") -> None:
+
+class FakeGraphPage:
+    """One Page (`page_id`, reachable with `token` and the tokens exchanged from it). Tests add
+    others' posts and comments with `add`, set `faults` (writes) and `exchange_errors` (token
+    exchanges), revoke every token with `revoke_tokens`, and read `items` (every post and comment,
+    by id) and `exchanges`."""
+
+    def __init__(
+        self,
+        token: str,
+        page_id: str,
+        version: str = "v21.0",
+        app_id: str = APP_ID,
+        app_secret: str = APP_SECRET,
+    ) -> None:
         self.token = token
+        self.tokens = {token}  # exchanging a token leaves the old one valid until it expires
         self.page_id = page_id
         self.version = version
+        self.app_id = app_id
+        self.app_secret = app_secret
+        self.token_lifetime_s: int | None = LONG_LIVED_S  # None: tokens that never expire
+        self.exchanges = 0
+        self.exchange_errors: list[tuple[int, int, str, dict[str, str]]] = []
         self.items: dict[str, dict[str, Any]] = {}
         self.faults = GraphFaults()
         self._ids = itertools.count(1000)
         self.app = Starlette(
             routes=[
-                Route(f"/{version}/{{object_id}}/{{edge}}", self._edge, methods=["GET", "POST"])
+                Route(f"/{version}/oauth/access_token", self._exchange, methods=["GET"]),
+                Route(f"/{version}/{{object_id}}/{{edge}}", self._edge, methods=["GET", "POST"]),
             ]
         )
+
+    def revoke_tokens(self) -> None:
+        """What a password change or removing the app does: every token stops working."""
+        self.tokens.clear()
 
     def add(
         self,
@@ -75,7 +103,7 @@ class FakeGraphPage:
         form = dict(parse_qsl((await request.body()).decode())) if request.method == "POST" else {}
         params = {**dict(request.query_params), **form}
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if (params.get("access_token") or bearer) != self.token:
+        if (params.get("access_token") or bearer) not in self.tokens:
             return _error(
                 400, 190, "Error validating access token: The session has been invalidated"
             )
@@ -101,6 +129,33 @@ class FakeGraphPage:
         if delay:
             await asyncio.sleep(delay)  # written already; the answer is what is late
         return JSONResponse({"id": item["id"]})
+
+    async def _exchange(self, request: Request) -> Response:
+        params = request.query_params
+        if self.exchange_errors:
+            status, code, message, headers = self.exchange_errors.pop(0)
+            return _error(status, code, message, headers)
+        if params.get("grant_type") != "fb_exchange_token":
+            return _error(400, 100, "Invalid grant_type")
+        if params.get("client_id") != self.app_id:
+            return _error(400, 101, "Error validating application. Invalid application ID.")
+        if params.get("client_secret") != self.app_secret:
+            return _error(400, 1, "Error validating client secret.")
+        if params.get("fb_exchange_token") not in self.tokens:
+            return _error(
+                400,
+                190,
+                "Error validating access token: The session has been invalidated because the "
+                "user changed their password or Facebook has changed the session for security "
+                "reasons.",
+            )
+        token = "EAAB" + secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        self.exchanges += 1
+        body: dict[str, Any] = {"access_token": token, "token_type": "bearer"}
+        if self.token_lifetime_s is not None:
+            body["expires_in"] = self.token_lifetime_s
+        return JSONResponse(body)
 
     def _read(self, request: Request, parent: str | None, params: dict[str, str]) -> Response:
         items = sorted(self.of(parent), key=lambda i: (i["created_time"], i["id"]), reverse=True)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from services.publisher.adapters.base import (
+    CredentialRefresher,
+    CredentialsRejected,
     MediaUpload,
     NeedsReconnect,
     Published,
@@ -30,7 +32,13 @@ from services.publisher.adapters.bluesky import (
     BlueskyPublisher,
     record_key,
 )
-from tests.fakes.publish_bluesky import APP_PASSWORD, BRAND_DID, BRAND_HANDLE, FakeBlueskyPds
+from tests.fakes.publish_bluesky import (
+    ACCESS_LIFETIME_S,
+    APP_PASSWORD,
+    BRAND_DID,
+    BRAND_HANDLE,
+    FakeBlueskyPds,
+)
 from tests.fakes.server import serve
 
 READ_TIMEOUT_S = 0.3  # the publisher's read timeout: "no answer" takes a fraction of a second
@@ -415,6 +423,120 @@ async def test_reconcile_that_cannot_sign_in_raises_instead_of_saying_none(
         await adapter.reconcile(client, pds.channel, CREDENTIALS, request("Hello"))
 
     assert isinstance(failed.value.outcome, NeedsReconnect)
+
+
+# --- credential refresh --------------------------------------------------------------------------
+
+
+async def test_refresh_rotates_the_stored_session_and_says_when_the_access_token_lapses(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    stored = (await adapter.refresh_credentials(client, pds.channel, CREDENTIALS)).credentials
+    before = datetime.now(UTC)
+
+    refreshed = await BlueskyPublisher().refresh_credentials(client, pds.channel, stored)
+
+    assert isinstance(adapter, CredentialRefresher)
+    assert (pds.fake.sign_ins, pds.fake.refreshes) == (1, 1)  # the second one used refresh_jwt
+    fresh = refreshed.credentials
+    assert fresh["access_jwt"] != stored["access_jwt"]
+    assert fresh["refresh_jwt"] != stored["refresh_jwt"]
+    assert (fresh["did"], fresh["handle"]) == (BRAND_DID, BRAND_HANDLE)
+    assert (fresh["identifier"], fresh["app_password"]) == (BRAND_HANDLE, APP_PASSWORD)
+    assert refreshed.expires_at is not None
+    lifetime = refreshed.expires_at - before
+    assert timedelta(seconds=ACCESS_LIFETIME_S - 5) <= lifetime
+    assert lifetime <= timedelta(seconds=ACCESS_LIFETIME_S + 1)
+
+
+async def test_refresh_signs_in_again_when_the_refresh_token_is_spent(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    stored = (await adapter.refresh_credentials(client, pds.channel, CREDENTIALS)).credentials
+    await BlueskyPublisher().refresh_credentials(client, pds.channel, stored)
+
+    # Another copy of the same, older credentials: its refresh token was used up just above.
+    refreshed = await BlueskyPublisher().refresh_credentials(client, pds.channel, stored)
+
+    assert pds.fake.sign_ins == 2
+    outcome = await BlueskyPublisher().publish(
+        client, pds.channel, refreshed.credentials, request("Hi")
+    )
+    assert isinstance(outcome, Published)
+
+
+async def test_a_revoked_app_password_makes_refresh_say_the_channel_needs_reconnecting(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    stored = (await adapter.refresh_credentials(client, pds.channel, CREDENTIALS)).credentials
+    pds.fake.password_revoked = True  # revoking an app password ends its sessions too
+
+    with pytest.raises(CredentialsRejected) as rejected:
+        await BlueskyPublisher().refresh_credentials(client, pds.channel, stored)
+
+    assert "AuthenticationRequired" in rejected.value.reason
+
+
+async def test_a_spent_refresh_token_without_an_app_password_needs_reconnecting(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    stored = (await adapter.refresh_credentials(client, pds.channel, CREDENTIALS)).credentials
+    tokens_only = {k: v for k, v in stored.items() if k != "app_password"}
+    await BlueskyPublisher().refresh_credentials(client, pds.channel, tokens_only)
+
+    with pytest.raises(CredentialsRejected) as rejected:
+        await BlueskyPublisher().refresh_credentials(client, pds.channel, tokens_only)
+
+    assert "app password" in rejected.value.reason
+
+
+async def test_a_rate_limited_refresh_is_an_http_error_to_retry_not_a_rejection(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    stored = (await adapter.refresh_credentials(client, pds.channel, CREDENTIALS)).credentials
+    pds.fake.sessions_rate_limited = True
+
+    with pytest.raises(httpx.HTTPStatusError) as failed:
+        await BlueskyPublisher().refresh_credentials(client, pds.channel, stored)
+
+    assert failed.value.response.status_code == 429
+    assert failed.value.response.headers["ratelimit-reset"]
+    pds.fake.sessions_rate_limited = False
+    # Nothing was spent: the same stored credentials refresh once the limit passes.
+    again = await BlueskyPublisher().refresh_credentials(client, pds.channel, stored)
+    assert again.credentials["refresh_jwt"] != stored["refresh_jwt"]
+    assert pds.fake.sign_ins == 1
+
+
+async def test_publish_after_a_restart_uses_the_refreshed_tokens_without_a_new_session(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    refreshed = await adapter.refresh_credentials(client, pds.channel, CREDENTIALS)
+    opened = pds.fake.session_count()
+
+    restarted = BlueskyPublisher()
+    outcome = await restarted.publish(client, pds.channel, refreshed.credentials, request("Hi"))
+
+    assert isinstance(outcome, Published)
+    assert [p["text"] for p in pds.fake.posts()] == ["Hi"]
+    assert pds.fake.session_count() == opened
+
+
+async def test_a_running_publisher_takes_tokens_refreshed_elsewhere_over_its_spent_session(
+    pds: Pds, client: httpx.AsyncClient, adapter: BlueskyPublisher
+) -> None:
+    refresh_job = BlueskyPublisher()
+    first = (await refresh_job.refresh_credentials(client, pds.channel, CREDENTIALS)).credentials
+    await adapter.publish(client, pds.channel, first, request("One", "k1"))
+    pds.fake.expire_access_tokens()
+    # The job spends the publisher's refresh token; the publisher gets the result next time.
+    second = (await refresh_job.refresh_credentials(client, pds.channel, first)).credentials
+
+    outcome = await adapter.publish(client, pds.channel, second, request("Two", "k2"))
+
+    assert isinstance(outcome, Published)
+    assert [p["text"] for p in pds.fake.posts()] == ["One", "Two"]
+    assert (pds.fake.sign_ins, pds.fake.refreshes) == (1, 1)  # no sign-in to recover
 
 
 def test_the_record_key_is_a_tid_of_the_attempt_and_differs_per_publication() -> None:

@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from services.publisher.adapters.base import (
+    CredentialRefresher,
+    CredentialsRejected,
     MediaUpload,
     NeedsReconnect,
     Published,
@@ -25,7 +27,7 @@ from services.publisher.adapters.base import (
     Unknown,
 )
 from services.publisher.adapters.meta import MetaPageChannel, MetaPagePublisher
-from tests.fakes.publish_meta import FakeGraphPage
+from tests.fakes.publish_meta import APP_ID, APP_SECRET, LONG_LIVED_S, FakeGraphPage
 from tests.fakes.server import serve
 from tests.support import wait_until
 
@@ -34,6 +36,7 @@ PAGE_ID = "104857600123456"
 TOKEN = "EAAB-page-token"
 CREDENTIALS = {"access_token": TOKEN}
 CUSTOMER = "5550001"
+REFRESHABLE = {**CREDENTIALS, "app_id": APP_ID, "app_secret": APP_SECRET}
 
 adapter = MetaPagePublisher()
 
@@ -274,3 +277,79 @@ async def test_reconcile_that_cannot_read_the_page_raises_instead_of_saying_none
         await adapter.reconcile(client, channel, {"access_token": "expired"}, request("Hi"))
 
     assert isinstance(failed.value.outcome, NeedsReconnect)
+
+
+# --- credential refresh --------------------------------------------------------------------------
+
+
+async def test_refresh_exchanges_the_token_for_a_new_one_that_publishes_and_says_when_it_lapses(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    before = datetime.now(UTC)
+
+    refreshed = await adapter.refresh_credentials(client, channel, REFRESHABLE)
+
+    assert isinstance(adapter, CredentialRefresher)
+    fresh = refreshed.credentials
+    assert fresh["access_token"] != TOKEN
+    assert (fresh["app_id"], fresh["app_secret"]) == (APP_ID, APP_SECRET)
+    assert refreshed.expires_at is not None
+    lifetime = refreshed.expires_at - before
+    assert timedelta(seconds=LONG_LIVED_S) <= lifetime <= timedelta(seconds=LONG_LIVED_S + 5)
+    outcome = await adapter.publish(client, channel, fresh, request("Fresh token"))
+    assert isinstance(outcome, Published)
+    assert fake.exchanges == 1
+
+
+async def test_a_token_that_never_expires_is_refreshed_without_an_expiry(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    fake.token_lifetime_s = None  # Meta leaves out expires_in
+
+    refreshed = await adapter.refresh_credentials(client, channel, REFRESHABLE)
+
+    assert refreshed.expires_at is None
+    assert refreshed.credentials["access_token"] != TOKEN
+
+
+async def test_a_revoked_token_makes_refresh_say_the_channel_needs_reconnecting(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    fake.revoke_tokens()
+
+    with pytest.raises(CredentialsRejected) as rejected:
+        await adapter.refresh_credentials(client, channel, REFRESHABLE)
+
+    assert "Graph error 190" in rejected.value.reason
+    assert fake.exchanges == 0
+
+
+async def test_credentials_without_the_app_secret_cannot_be_refreshed(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+
+    with pytest.raises(CredentialsRejected) as rejected:
+        await adapter.refresh_credentials(client, channel, CREDENTIALS)
+
+    assert "app_id, app_secret" in rejected.value.reason
+    assert fake.exchanges == 0
+
+
+async def test_a_rate_limited_exchange_is_an_http_error_to_retry_not_a_rejection(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    fake.exchange_errors.append(
+        (400, 4, "(#4) Application request limit reached", {"Retry-After": "120"})
+    )
+
+    with pytest.raises(httpx.HTTPStatusError) as failed:
+        await adapter.refresh_credentials(client, channel, REFRESHABLE)
+
+    assert failed.value.response.headers["retry-after"] == "120"
+    retried = await adapter.refresh_credentials(client, channel, REFRESHABLE)
+    assert retried.credentials["access_token"] != TOKEN

@@ -10,6 +10,9 @@ Exactly once rests on three rules the adapters keep:
   `reconcile` instead of retrying blindly;
 - `reconcile` only reads: it returns what the earlier attempt created, or None when the network
   shows no trace of it; when it cannot tell, it raises `ReconcileFailed` (never None).
+
+Adapters whose tokens expire also implement `CredentialRefresher`, so a job can renew a channel's
+tokens before they lapse and flag the channel for reconnecting when the network refuses.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import httpx
 from pydantic import BaseModel, ConfigDict
@@ -132,6 +135,25 @@ class ReconcileFailed(Exception):
         self.outcome = outcome
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshedCredentials:
+    """A channel's credentials after a refresh, to persist in place of the old ones: the whole
+    dict (what was kept plus the new tokens), and when the new access token lapses (None: it does
+    not, or the network did not say)."""
+
+    credentials: dict[str, Any]
+    expires_at: datetime | None  # timezone-aware
+
+
+class CredentialsRejected(Exception):
+    """The network refused to renew the channel's credentials (revoked, expired for good, app
+    password withdrawn): only a person reconnecting the channel can fix it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 # --- configuration and protocol ------------------------------------------------------------------
 
 
@@ -164,6 +186,24 @@ class PublishAdapter(Protocol):
     ) -> Published | None:
         """What an earlier attempt of `request` created, or None if the network has no trace of
         it. Read-only; raises `ReconcileFailed` when the network cannot be read."""
+        ...
+
+
+@runtime_checkable
+class CredentialRefresher(Protocol):
+    """The optional half of an adapter whose tokens expire (check with `isinstance`)."""
+
+    async def refresh_credentials(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: Any,  # an instance of the adapter's config_model
+        credentials: dict[str, Any],
+    ) -> RefreshedCredentials:
+        """Fresh credentials for the channel. Raises `CredentialsRejected` when the network
+        refuses them (the channel needs reconnecting) and `httpx.HTTPError` when it cannot tell:
+        a `TransportError`, an `HTTPStatusError` for a rate limit or an outage (its `response`
+        carries the network's wait headers), a `DecodingError` for an answer without tokens. The
+        stored credentials are still the ones to use then: try again later."""
         ...
 
 

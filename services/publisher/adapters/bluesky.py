@@ -18,8 +18,12 @@ then reads the key back with `com.atproto.repo.getRecord` and, when the record i
 and answers its own writes at once, so "no record under this key" is a definite None.
 
 Sessions: app-password sign-in (`createSession`) is rate-limited hard, so the access JWT is reused
-across calls (kept in the adapter per PDS and identifier, or taken from `credentials`) and renewed
-with `refreshSession` when the PDS calls it expired; only a refused sign-in needs a person.
+across calls (kept in the adapter per PDS and identifier) and renewed with `refreshSession` when the
+PDS calls it expired; only a refused sign-in needs a person. A session in `credentials` that the
+adapter has not seen yet wins over the one it keeps: it is what a refresh job persisted, and
+refresh tokens rotate, so the kept one's may be spent. `refresh_credentials` is that job's half:
+`refreshSession` with the stored refresh JWT (or a sign-in with the app password when there is
+none, or the PDS refuses it), expiring when the new access JWT's `exp` says.
 
 Images: each (up to four) goes up with `com.atproto.repo.uploadBlob` (the raw bytes, with their
 Content-Type) before the post, and the record embeds the blobs as `app.bsky.embed.images` with the
@@ -38,10 +42,12 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
+import jwt
 from pydantic import field_validator
 
 from services.publisher.adapters.base import (
     ChannelConfig,
+    CredentialsRejected,
     MediaUpload,
     NeedsReconnect,
     Published,
@@ -49,6 +55,7 @@ from services.publisher.adapters.base import (
     PublishRequest,
     RateLimited,
     ReconcileFailed,
+    RefreshedCredentials,
     Rejected,
     Retryable,
     Unknown,
@@ -119,7 +126,7 @@ class _Refused(Exception):
 class BlueskyPublisher:
     """Publishes posts and replies for one Bluesky account (`credentials["identifier"]`,
     `credentials["app_password"]`; optionally `access_jwt`, `refresh_jwt`, `did`, `handle` of a
-    session already open)."""
+    session already open, as `refresh_credentials` returns them)."""
 
     network: ClassVar[str] = NETWORK
     config_model: ClassVar[type[ChannelConfig]] = BlueskyChannel
@@ -128,6 +135,9 @@ class BlueskyPublisher:
         # Open sessions by (PDS, identifier), so each publish does not sign in again.
         self._sessions: dict[tuple[str, str], _Session] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # The refresh JWT of the last session adopted from `credentials`, by (PDS, identifier):
+        # credentials carrying another one were refreshed since, by this adapter or another.
+        self._adopted: dict[tuple[str, str], str] = {}
 
     async def publish(
         self,
@@ -221,6 +231,25 @@ class BlueskyPublisher:
         except httpx.TransportError as exc:
             raise ReconcileFailed(Retryable(f"{type(exc).__name__}: {exc}")) from exc
 
+    async def refresh_credentials(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: BlueskyChannel,
+        credentials: dict[str, Any],
+    ) -> RefreshedCredentials:
+        """A new session for the account, as credentials to persist: those given, with the new
+        `access_jwt`, `refresh_jwt`, `did` and `handle`; expiring with the access JWT. Raises
+        `CredentialsRejected` when neither the refresh JWT nor the app password is accepted."""
+        fresh = await _Xrpc(self, client, channel_config, credentials).replace_session()
+        renewed = {
+            **credentials,
+            "access_jwt": fresh.access_jwt,
+            "refresh_jwt": fresh.refresh_jwt,
+            "did": fresh.did,
+            "handle": fresh.handle,
+        }
+        return RefreshedCredentials(renewed, access_expiry(fresh.access_jwt))
+
     async def _existing(self, xrpc: _Xrpc, rkey: str) -> Published | None:
         session = await xrpc.session()
         params = {"repo": session.did, "collection": POST_COLLECTION, "rkey": rkey}
@@ -253,20 +282,49 @@ class _Xrpc:
         self.key = (config.service, str(credentials.get("identifier", "")))
 
     async def session(self) -> _Session:
-        known = self.adapter._sessions.get(self.key)
-        if known is not None:
-            return known
-        given = self.credentials
-        if all(isinstance(given.get(k), str) for k in ("access_jwt", "refresh_jwt", "did")):
-            known = _Session(
-                given["access_jwt"],
-                given["refresh_jwt"],
-                given["did"],
-                str(given.get("handle") or given["did"]),
-            )
-            self.adapter._sessions[self.key] = known
-            return known
-        return await self._renew(None)
+        return self._current() or await self._renew(None)
+
+    def _current(self) -> _Session | None:
+        """The session to use: one in `credentials` not adopted before (refreshed since), else
+        the one kept (perhaps renewed from the adopted one), else the one in `credentials`."""
+        given = _given_session(self.credentials)
+        kept = self.adapter._sessions.get(self.key)
+        if given is not None and (
+            kept is None or given.refresh_jwt != self.adapter._adopted.get(self.key)
+        ):
+            self.adapter._sessions[self.key] = given
+            self.adapter._adopted[self.key] = given.refresh_jwt
+            return given
+        return kept or given
+
+    async def replace_session(self) -> _Session:
+        """A new session for `refresh_credentials`: refreshed with the current refresh JWT, else
+        signed in. Raises `CredentialsRejected` when both are refused, `httpx.HTTPError` when the
+        PDS cannot say (a rate limit, an outage, an unreadable answer)."""
+        lock = self.adapter._locks.setdefault(self.key, asyncio.Lock())
+        async with lock:
+            current = self._current()
+            fresh: _Session | None = None
+            if current is not None:
+                nsid = "com.atproto.server.refreshSession"
+                response = await self._call("POST", nsid, token=current.refresh_jwt)
+                if response.is_success:
+                    fresh = _session_or_raise(nsid, response)
+                elif not _token_rejected(response):
+                    _raise_for(nsid, response)
+            if fresh is None:
+                nsid = "com.atproto.server.createSession"
+                response = await self._create_session()
+                if _sign_in_refused(response):
+                    error, message = _xrpc_error(response)
+                    raise CredentialsRejected(f"sign-in refused: {error} {message}".strip())
+                if not response.is_success:
+                    _raise_for(nsid, response)
+                fresh = _session_or_raise(nsid, response)
+            self.adapter._sessions[self.key] = fresh
+            # Persisted by the caller: when it comes back in `credentials`, it is already ours.
+            self.adapter._adopted[self.key] = fresh.refresh_jwt
+            return fresh
 
     async def _renew(self, stale: _Session | None) -> _Session:
         """A fresh session: refreshed when there is a refresh token, else signed in."""
@@ -290,24 +348,28 @@ class _Xrpc:
             return fresh
 
     async def _sign_in(self) -> _Session:
-        identifier = self.credentials.get("identifier")
-        password = self.credentials.get("app_password")
-        if not identifier or not password:
-            raise _Refused(NeedsReconnect("no identifier/app password to sign in with"))
-        response = await self._call(
-            "POST",
-            "com.atproto.server.createSession",
-            body={"identifier": identifier, "password": password},
-        )
-        error, message = _xrpc_error(response)
-        if response.status_code in (401, 403) or (
-            response.status_code == 400 and error in LOGIN_ERRORS
-        ):
+        try:
+            response = await self._create_session()
+        except CredentialsRejected as rejected:
+            raise _Refused(NeedsReconnect(rejected.reason)) from rejected
+        if _sign_in_refused(response):
             self.adapter._sessions.pop(self.key, None)
+            error, message = _xrpc_error(response)
             raise _Refused(NeedsReconnect(f"sign-in refused: {error} {message}".strip()))
         if not response.is_success:
             raise _Refused(_refusal(response))
         return _session_of(response)
+
+    async def _create_session(self) -> httpx.Response:
+        identifier = self.credentials.get("identifier")
+        password = self.credentials.get("app_password")
+        if not identifier or not password:
+            raise CredentialsRejected("no identifier/app password to sign in with")
+        return await self._call(
+            "POST",
+            "com.atproto.server.createSession",
+            body={"identifier": identifier, "password": password},
+        )
 
     async def send(
         self,
@@ -455,6 +517,49 @@ def _session_of(response: httpx.Response) -> _Session:
     return _Session(
         body["accessJwt"], body["refreshJwt"], body["did"], str(body.get("handle") or body["did"])
     )
+
+
+def _given_session(credentials: dict[str, Any]) -> _Session | None:
+    if not all(isinstance(credentials.get(k), str) for k in ("access_jwt", "refresh_jwt", "did")):
+        return None
+    return _Session(
+        credentials["access_jwt"],
+        credentials["refresh_jwt"],
+        credentials["did"],
+        str(credentials.get("handle") or credentials["did"]),
+    )
+
+
+def _session_or_raise(nsid: str, response: httpx.Response) -> _Session:
+    try:
+        return _session_of(response)
+    except _Refused as refused:
+        raise httpx.DecodingError(f"{nsid}: {refused.outcome}", request=response.request) from None
+
+
+def _raise_for(nsid: str, response: httpx.Response) -> None:
+    """A refusal of a refresh: the channel needs a person, or the PDS cannot say now."""
+    refusal = _refusal(response)
+    if isinstance(refusal, NeedsReconnect):
+        raise CredentialsRejected(refusal.reason)
+    raise httpx.HTTPStatusError(f"{nsid}: {refusal}", request=response.request, response=response)
+
+
+def access_expiry(access_jwt: str) -> datetime | None:
+    """When an access JWT lapses, from its `exp` claim (None when it has none or is no JWT). The
+    signature is the PDS's business: only the PDS that issued the token checks it."""
+    try:
+        claims = jwt.decode(access_jwt, options={"verify_signature": False})
+    except jwt.InvalidTokenError:
+        return None
+    exp = claims.get("exp")
+    return datetime.fromtimestamp(exp, UTC) if isinstance(exp, int | float) else None
+
+
+def _sign_in_refused(response: httpx.Response) -> bool:
+    """A createSession refusal that only a person can fix (see LOGIN_ERRORS)."""
+    status = response.status_code
+    return status in (401, 403) or (status == 400 and _xrpc_error(response)[0] in LOGIN_ERRORS)
 
 
 def _token_rejected(response: httpx.Response) -> bool:

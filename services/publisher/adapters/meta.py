@@ -12,6 +12,12 @@ It reads `GET /{page_id}/feed?fields=id,message,created_time,from&since=…` (or
 `/comments`, newest first) and matches the Page's own items by text, since `attempted_at` less
 `CLOCK_SKEW`; without `attempted_at` only the newest page is read.
 
+Tokens: `refresh_credentials` trades the stored long-lived token for a fresh one with
+`GET /oauth/access_token?grant_type=fb_exchange_token` and the app's id and secret
+(https://developers.facebook.com/docs/facebook-login/guides/access-tokens/get-long-lived), which
+answers `{"access_token", "token_type", "expires_in"}`; no `expires_in` means a token that does not
+expire (a Page token taken from a long-lived user token).
+
 Media and Instagram are left out: Instagram publishes through a container then `media_publish`,
 a separate flow for a separate channel kind. A request with media is
 `Rejected("media_unsupported")` rather than published without it.
@@ -20,7 +26,7 @@ a separate flow for a separate channel kind. A request with media is
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
@@ -28,12 +34,14 @@ from pydantic import field_validator
 
 from services.publisher.adapters.base import (
     ChannelConfig,
+    CredentialsRejected,
     NeedsReconnect,
     Published,
     PublishOutcome,
     PublishRequest,
     RateLimited,
     ReconcileFailed,
+    RefreshedCredentials,
     Rejected,
     Retryable,
     Unknown,
@@ -75,7 +83,8 @@ class MetaPageChannel(ChannelConfig):
 
 
 class MetaPagePublisher:
-    """Publishes Page posts and comment replies (`credentials["access_token"]`, a Page token).
+    """Publishes Page posts and comment replies (`credentials["access_token"]`, a Page token;
+    `app_id` and `app_secret` of the Meta app too, for `refresh_credentials`).
 
     A reply's `reply_to_external_id` is the Graph id of the post or comment answered, as ingest's
     Meta webhooks give it.
@@ -145,6 +154,41 @@ class MetaPagePublisher:
             return None
         raise ReconcileFailed(Retryable(f"more than {RECONCILE_PAGES} pages since the attempt"))
 
+    async def refresh_credentials(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: MetaPageChannel,
+        credentials: dict[str, Any],
+    ) -> RefreshedCredentials:
+        """The credentials with a fresh long-lived `access_token`, expiring `expires_in` from
+        now. Raises `CredentialsRejected` when Meta calls the token invalid, expired or revoked
+        (code 190), or the credentials lack what the exchange needs."""
+        needed = ("access_token", "app_id", "app_secret")
+        missing = [k for k in needed if not credentials.get(k)]
+        if missing:
+            raise CredentialsRejected(f"cannot exchange the token without {', '.join(missing)}")
+        params = {
+            "grant_type": "fb_exchange_token",
+            "client_id": str(credentials["app_id"]),
+            "client_secret": str(credentials["app_secret"]),
+            "fb_exchange_token": str(credentials["access_token"]),
+        }
+        response = await client.get(channel_config.url("oauth/access_token"), params=params)
+        body = _json_object(response)
+        if not response.is_success or body is None:
+            refusal = _refusal(response, body)
+            if isinstance(refusal, NeedsReconnect) and _graph_code(body) in TOKEN_ERRORS:
+                raise CredentialsRejected(refusal.reason)
+            raise httpx.HTTPStatusError(
+                f"token exchange: {refusal}", request=response.request, response=response
+            )
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise httpx.DecodingError(
+                "token exchange answered without an access_token", request=response.request
+            )
+        return RefreshedCredentials({**credentials, "access_token": token}, _expiry(body))
+
 
 # --- wire helpers --------------------------------------------------------------------------------
 
@@ -153,6 +197,21 @@ def _edge(config: MetaPageChannel, request: PublishRequest) -> str:
     if request.reply_to_external_id is None:
         return f"{config.page_id}/feed"
     return f"{request.reply_to_external_id}/comments"
+
+
+def _expiry(body: dict[str, Any]) -> datetime | None:
+    """When an exchanged token lapses: `expires_in` seconds from now (Meta sends a number, some
+    proxies a numeric string); None when the token does not expire."""
+    try:
+        seconds = float(body["expires_in"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def _graph_code(body: dict[str, Any] | None) -> object:
+    error = body.get("error") if body is not None else None
+    return error.get("code") if isinstance(error, dict) else None
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any] | None:
