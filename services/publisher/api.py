@@ -35,6 +35,7 @@ from shared.crypto import SecretBox
 from shared.events import BrandId
 from shared.http import ApiError, require_role, validation_details
 from shared.outbox import add_events
+from shared.pagination import BadCursor, decode_cursor, encode_cursor
 from shared.runtime import Runtime
 
 WRITERS = ("admin", "manager")
@@ -161,6 +162,11 @@ class PostOut(BaseModel):
     deliveries: list[DeliveryOut]
     audit: list[dict[str, Any]] | None = None
     attempts: list[dict[str, Any]] | None = None
+
+
+class PostPage(BaseModel):
+    posts: list[PostOut]
+    next_cursor: str | None
 
 
 class CalendarDay(BaseModel):
@@ -642,6 +648,46 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{brand_id}-posts.csv"'},
         )
+
+    @router.get("/posts", response_model=PostPage, tags=["posts"])
+    async def list_posts(
+        caller: Caller,
+        brand_id: Annotated[BrandId | None, Query()] = None,
+        status: Annotated[str | None, Query(max_length=32)] = None,
+        cursor: Annotated[str | None, Query(max_length=512)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    ) -> PostPage:
+        """The tenant's posts, newest first."""
+        require_role(caller, READERS)
+        try:
+            after = decode_cursor(cursor) if cursor else None
+        except BadCursor as exc:
+            raise ApiError(422, "invalid_cursor", str(exc)) from exc
+        async with rt.pool.acquire() as conn:
+            found = await repository.list_posts(
+                conn, caller.tenant_id, brand_id, status, after, limit + 1
+            )
+            page = [await view(conn, p) for p in found[:limit]]
+        last = found[limit - 1] if len(found) > limit else None
+        return PostPage(
+            posts=page,
+            next_cursor=encode_cursor(last["created_at"], last["id"]) if last else None,
+        )
+
+    @router.delete("/posts/{post_id}", status_code=204, tags=["posts"])
+    async def delete_post(post_id: uuid.UUID, caller: Caller) -> Response:
+        """Delete a post that has not been scheduled (it stays in the audit trail)."""
+        require_role(caller, EDITORS)
+        async with rt.pool.acquire() as conn, conn.transaction():
+            post = await own_post(conn, caller, post_id)
+            if post["status"] not in (*EDITABLE, "approved"):
+                raise ApiError(
+                    409, "not_deletable", f"a {post['status']} post cannot be deleted; cancel it"
+                )
+            await repository.cancel_deliveries(conn, post_id)
+            await repository.set_post(conn, post_id, status="deleted")
+            await repository.audit(conn, post_id, caller.subject, caller.role, "deleted", None)
+        return Response(status_code=204)
 
     @router.get("/posts/{post_id}", response_model=PostOut, tags=["posts"])
     async def get_post(post_id: uuid.UUID, caller: Caller) -> PostOut:

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from services.publisher.adapters import PUBLISH_ADAPTERS
 from services.publisher.api import build_api
+from services.publisher.credentials import keep_fresh
 from services.publisher.dispatcher import Dispatcher
 from services.publisher.handlers import subscribe
 from shared.crypto import SecretBox
@@ -34,4 +35,5 @@ def wire(rt: Runtime) -> APIRouter:
             network_timeout_s=settings.network_timeout_s,
         )
         rt.background.append(dispatcher.run)
+        rt.background.append(lambda: keep_fresh(lambda: rt.pool, PUBLISH_ADAPTERS, box))
     return build_api(rt, box=box, adapters=PUBLISH_ADAPTERS)

@@ -143,6 +143,7 @@ class Dispatcher:
                     content_type=(content_type or "application/octet-stream").split(";")[0],
                     data=bytes(data),
                     description=item.get("alt_text"),
+                    source_url=url,
                 )
             )
         return uploads

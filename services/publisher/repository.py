@@ -154,6 +154,49 @@ async def taken_times(conn: Connection, channel_id: uuid.UUID, after: datetime) 
     return {r["due_at"] for r in rows}
 
 
+async def lock_channel_to_refresh(
+    conn: Connection, networks: Sequence[str], expiring_before: datetime
+) -> dict[str, Any] | None:
+    """One active channel whose credentials expire soon (or were never checked, or not for a
+    day), locked for the caller's transaction so no other replica refreshes it at once (some
+    refresh tokens work only once)."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT {_CHANNEL} FROM channels
+        WHERE status = 'active' AND deleted_at IS NULL AND network = ANY($1::text[])
+          AND credentials_encrypted IS NOT NULL
+          AND (credentials_expire_at < $2
+               OR (credentials_expire_at IS NULL
+                   AND (credentials_checked_at IS NULL
+                        OR credentials_checked_at < now() - interval '1 day')))
+        ORDER BY credentials_expire_at NULLS FIRST
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED
+        """,
+        list(networks),
+        expiring_before,
+    )
+    return dict(row) if row else None
+
+
+async def store_refreshed_credentials(
+    conn: Connection,
+    channel_id: uuid.UUID,
+    credentials_encrypted: bytes | None,
+    expires_at: datetime | None,
+) -> None:
+    await conn.execute(
+        """
+        UPDATE channels SET credentials_encrypted = coalesce($2, credentials_encrypted),
+               credentials_expire_at = $3, credentials_checked_at = now(), updated_at = now()
+        WHERE id = $1
+        """,
+        channel_id,
+        credentials_encrypted,
+        expires_at,
+    )
+
+
 # --- posts and deliveries ------------------------------------------------------------------------
 
 _POST = (
@@ -321,6 +364,34 @@ async def attempts_of(conn: Connection, post_id: uuid.UUID) -> list[dict[str, An
         WHERE d.post_id = $1 ORDER BY a.started_at, a.number
         """,
         post_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def list_posts(
+    conn: Connection,
+    tenant_id: str,
+    brand_id: str | None,
+    status: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    conditions = ["tenant_id = $1", "status <> 'deleted'"]
+    args: list[Any] = [tenant_id]
+    for column, value in (("brand_id", brand_id), ("status", status)):
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{column} = ${len(args)}")
+    if after is not None:
+        args += [after[0], after[1]]
+        conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    rows = await conn.fetch(
+        f"""
+        SELECT {_POST} FROM posts WHERE {" AND ".join(conditions)}
+        ORDER BY created_at DESC, id DESC LIMIT ${len(args)}
+        """,
+        *args,
     )
     return [dict(r) for r in rows]
 

@@ -649,3 +649,33 @@ async def test_media_is_fetched_from_its_url_and_attached(
     assert [(m["type"], m["description"]) for m in status["media_attachments"]] == [
         ("image", "Boots")
     ]
+
+
+async def test_posts_are_listed_newest_first_and_drafts_can_be_deleted(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+) -> None:
+    publisher = services["publisher"].url
+    admin = token(stack.auth_secret, tenant, "admin")
+    channel = await _channel(http, publisher, sandbox, admin, await _account(http, sandbox))
+    made = [await _post(http, publisher, admin, channel, f"draft {i}") for i in range(5)]
+    first = await http.get(f"{publisher}/api/v1/posts", params={"limit": 3}, headers=admin)
+    page = first.json()
+    assert [p["id"] for p in page["posts"]] == [p["id"] for p in reversed(made)][:3]
+    rest = await http.get(
+        f"{publisher}/api/v1/posts",
+        params={"limit": 3, "cursor": page["next_cursor"]},
+        headers=admin,
+    )
+    assert [p["id"] for p in rest.json()["posts"]] == [made[1]["id"], made[0]["id"]]
+    assert rest.json()["next_cursor"] is None
+    gone = await http.delete(f"{publisher}/api/v1/posts/{made[0]['id']}", headers=admin)
+    assert gone.status_code == 204
+    listed = await http.get(f"{publisher}/api/v1/posts", headers=admin)
+    assert made[0]["id"] not in [p["id"] for p in listed.json()["posts"]]
+    audit = (await http.get(f"{publisher}/api/v1/posts/{made[0]['id']}", headers=admin)).json()
+    assert audit["status"] == "deleted"
+    assert audit["audit"][-1]["action"] == "deleted"

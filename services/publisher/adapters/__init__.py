@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from services.publisher.adapters.base import PublishAdapter
 from services.publisher.adapters.bluesky import BlueskyPublisher
+from services.publisher.adapters.instagram import InstagramPublisher
 from services.publisher.adapters.mastodon import MastodonPublisher
 from services.publisher.adapters.meta import MetaPagePublisher
 from services.publisher.adapters.telegram import TelegramPublisher
@@ -18,6 +19,7 @@ PUBLISH_ADAPTERS: Mapping[str, PublishAdapter] = {
     TelegramPublisher.network: TelegramPublisher(),
     VkPublisher.network: VkPublisher(),
     MetaPagePublisher.network: MetaPagePublisher(),
+    InstagramPublisher.network: InstagramPublisher(),
     WebhookPublisher.network: WebhookPublisher(),
 }
 
