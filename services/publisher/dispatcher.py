@@ -208,6 +208,15 @@ class Dispatcher:
         outcome = await adapter.publish(
             client, config, credentials, dataclasses.replace(request, media=media)
         )
+        if isinstance(outcome, Published) and outcome.budget is not None:
+            with contextlib.suppress(UnknownNetworkError):
+                self._limiter.observe(
+                    delivery["network"],
+                    str(delivery["channel_id"]),
+                    outcome.budget.remaining,
+                    outcome.budget.reset_at,
+                    now=datetime.now(UTC),
+                )
         if isinstance(outcome, RateLimited):
             with contextlib.suppress(UnknownNetworkError):
                 self._limiter.penalise(

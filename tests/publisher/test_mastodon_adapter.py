@@ -523,3 +523,16 @@ async def test_reconcile_that_cannot_read_the_account_raises_instead_of_saying_n
         await adapter.reconcile(client, brand.channel, brand.credentials, request("Hello"))
 
     assert isinstance(failed.value.outcome, NeedsReconnect)
+
+
+async def test_published_carries_the_budget_the_rate_limit_headers_state(
+    network: Network, client: httpx.AsyncClient
+) -> None:
+    brand = await network.brand("budget_brand")
+    outcome = await MastodonPublisher().publish(
+        client, brand.channel, brand.credentials, request("Budget check")
+    )
+    assert isinstance(outcome, Published)
+    assert outcome.budget is not None
+    assert 0 <= outcome.budget.remaining < 300
+    assert outcome.budget.reset_at.tzinfo is not None

@@ -67,12 +67,23 @@ OutcomeKind = Literal[
 
 
 @dataclass(frozen=True, slots=True)
+class Budget:
+    """What the network's rate-limit headers said about the account's budget."""
+
+    remaining: int
+    reset_at: datetime  # timezone-aware
+
+
+@dataclass(frozen=True, slots=True)
 class Published:
-    """The network has the post: its id there and its public link."""
+    """The network has the post: its id there and its public link, and (when the network says)
+    the account's remaining rate-limit budget, which paces what follows."""
 
     kind: ClassVar[OutcomeKind] = "published"
     remote_id: str
     url: str | None
+    # Not part of what was published: two answers about one post compare equal.
+    budget: Budget | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,10 @@ retried publication uploads again and the earlier, never-attached uploads are si
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any, ClassVar
 
@@ -34,6 +35,7 @@ import httpx
 from pydantic import field_validator
 
 from services.publisher.adapters.base import (
+    Budget,
     ChannelConfig,
     MediaUpload,
     NeedsReconnect,
@@ -117,7 +119,9 @@ class MastodonPublisher:
             return Unknown(f"no answer after sending: {type(exc).__name__}: {exc}")
         if response.is_success:
             published = _published(response.json() if _is_json(response) else None)
-            return published or Unknown(f"HTTP {response.status_code} without a status id")
+            if published is None:
+                return Unknown(f"HTTP {response.status_code} without a status id")
+            return dataclasses.replace(published, budget=_budget(response))
         return _refusal(response)
 
     async def reconcile(
@@ -293,6 +297,21 @@ async def _read(
     if not _is_json(response):
         raise ReconcileFailed(Retryable(f"HTTP {response.status_code} without JSON"))
     return response.json()
+
+
+def _budget(response: httpx.Response) -> Budget | None:
+    """Mastodon's `X-RateLimit-Remaining` and `X-RateLimit-Reset` (ISO 8601)."""
+    remaining, reset = (
+        response.headers.get("x-ratelimit-remaining"),
+        response.headers.get("x-ratelimit-reset"),
+    )
+    if remaining is None or reset is None or not remaining.isdigit():
+        return None
+    try:
+        reset_at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return Budget(int(remaining), reset_at if reset_at.tzinfo else reset_at.replace(tzinfo=UTC))
 
 
 def _published(status: Any) -> Published | None:
