@@ -6,19 +6,33 @@ from collections.abc import Sequence
 
 from services.inbox import repository
 from shared.db import Connection
-from shared.events import MentionReceived
+from shared.events import MentionDeleted, MentionReceived, MentionUpdated
 from shared.runtime import Runtime
 from shared.topics import MENTIONS
 
+MentionEvent = MentionReceived | MentionUpdated | MentionDeleted
 
-async def store_mentions(conn: Connection, events: Sequence[MentionReceived]) -> None:
-    await repository.insert_items(conn, events)
+
+async def apply_mentions(conn: Connection, events: Sequence[MentionEvent]) -> None:
+    """New items first, then edits and deletions, so a batch holding an item and its edit (or its
+    removal) ends with the item in its latest state."""
+    received = [e for e in events if isinstance(e, MentionReceived)]
+    if received:
+        await repository.insert_items(conn, received)
+    edits = [e for e in events if isinstance(e, MentionUpdated)]
+    if edits:
+        await repository.apply_edits(conn, edits)
+    deletions = [e for e in events if isinstance(e, MentionDeleted)]
+    if deletions:
+        await repository.mark_deleted(conn, deletions)
+
+
+MODELS: dict[str, type[MentionEvent]] = {
+    "mention.received": MentionReceived,
+    "mention.updated": MentionUpdated,
+    "mention.deleted": MentionDeleted,
+}
 
 
 def subscribe(rt: Runtime) -> None:
-    rt.consume(
-        MENTIONS,
-        name="mentions",
-        models={"mention.received": MentionReceived},
-        effect=store_mentions,
-    )
+    rt.consume(MENTIONS, name="mentions", models=MODELS, effect=apply_mentions)

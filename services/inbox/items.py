@@ -31,6 +31,8 @@ class InboxItem(BaseModel):
     parent_external_id: str | None
     created_at: datetime
     received_at: datetime
+    edited_at: datetime | None = None
+    deleted_at: datetime | None = None
 
 
 class ItemPage(BaseModel):

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from shared.db import Connection
-from shared.events import MentionReceived
+from shared.events import MentionDeleted, MentionReceived, MentionUpdated
 
 _ITEM_COLUMNS = """
     id, tenant_id, brand_id, source_id, network, external_id, kind, text, url, language,
     author_id, author_handle, author_display_name, author_followers, thread_root_id,
-    parent_external_id, created_at, received_at
+    parent_external_id, created_at, received_at, edited_at, deleted_at
 """
 
 
@@ -52,6 +52,33 @@ async def insert_items(conn: Connection, events: Sequence[MentionReceived]) -> i
         [e.event_id for e in events],
     )
     return int(result.rsplit(" ", 1)[-1])
+
+
+async def apply_edits(conn: Connection, events: Sequence[MentionUpdated]) -> None:
+    """The newest state of edited items (an older edit redelivered late never wins)."""
+    await conn.execute(
+        """
+        UPDATE items SET text = u.text, edited_at = u.edited_at
+        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, text, edited_at)
+        WHERE items.id = u.id
+          AND (items.edited_at IS NULL OR items.edited_at <= u.edited_at)
+        """,
+        [e.payload.mention_id for e in events],
+        [e.payload.text for e in events],
+        [e.payload.edited_at or e.occurred_at for e in events],
+    )
+
+
+async def mark_deleted(conn: Connection, events: Sequence[MentionDeleted]) -> None:
+    await conn.execute(
+        """
+        UPDATE items SET deleted_at = u.deleted_at
+        FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, deleted_at)
+        WHERE items.id = u.id AND items.deleted_at IS NULL
+        """,
+        [e.payload.mention_id for e in events],
+        [e.payload.deleted_at for e in events],
+    )
 
 
 async def list_items(

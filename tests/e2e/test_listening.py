@@ -179,6 +179,13 @@ async def test_a_mention_matching_two_brands_reaches_both_once_and_edits_follow(
     assert sorted(e["brand_id"] for e in updates) == ["acme", "globex"]
     assert {e["payload"]["text"] for e in updates} == {"Acme or Globex? Acme, definitely."}
 
+    async def edited_in_the_inbox() -> list[dict[str, Any]]:
+        got = [i for i in await all_items(http, inbox, reader) if i["external_id"] == "f1"]
+        done = all(i["edited_at"] and i["text"].endswith("definitely.") for i in got)
+        return got if len(got) == 2 and done else []
+
+    await wait_until(edited_in_the_inbox, what="both brands' items to show the edit")
+
 
 async def test_source_status_pause_and_resume(
     services: dict[str, ServiceProcess], http: httpx.AsyncClient, stack: SessionStack, tenant: str

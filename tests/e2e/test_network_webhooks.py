@@ -14,7 +14,7 @@ import httpx
 
 from shared.topics import MENTIONS
 from tests.conftest import SessionStack
-from tests.support import ServiceProcess, events_for, token
+from tests.support import ServiceProcess, all_items, events_for, token, wait_until
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
@@ -99,6 +99,15 @@ async def test_vk_callback_api(
     assert received["payload"]["text"] == events["wall_reply_new"]["object"]["text"]
     assert gone["type"] == "mention.deleted"
     assert gone["payload"]["mention_id"] == received["payload"]["mention_id"]
+
+    async def marked_deleted() -> list[dict[str, Any]]:
+        items = await all_items(
+            http, services["inbox"].url, token(stack.auth_secret, tenant, "agent")
+        )
+        return items if items and items[0]["deleted_at"] else []
+
+    (item,) = await wait_until(marked_deleted, what="the inbox item marked deleted")
+    assert item["id"] == received["payload"]["mention_id"]
 
 
 async def test_telegram_bot_webhook(
