@@ -65,7 +65,7 @@ def _with_our_intent_and_spam(label_and_score: Callable[[str], tuple[str, float]
 
 
 def _vader() -> Predict:
-    from vaderSentiment.vaderSentiment import (  # type: ignore[import-untyped]
+    from vaderSentiment.vaderSentiment import (
         SentimentIntensityAnalyzer,
     )
 
@@ -84,7 +84,7 @@ def _vader() -> Predict:
 
 
 def _textblob() -> Predict:
-    from textblob import TextBlob  # type: ignore[import-untyped]
+    from textblob import TextBlob
 
     def label(text: str) -> tuple[str, float]:
         polarity = float(TextBlob(text).sentiment.polarity)

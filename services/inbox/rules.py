@@ -16,10 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import ahocorasick
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
+from services.inbox.triage import PriorityLevel
 from shared.events import MentionKind, MentionPayload
 
 Sentiment = Literal["negative", "neutral", "positive"]
-PriorityLevel = Literal["low", "normal", "high", "urgent"]
 Comparison = Literal["<=", ">="]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

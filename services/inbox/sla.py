@@ -11,7 +11,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-PriorityLevel = Literal["low", "normal", "high", "urgent"]
+from services.inbox.triage import PriorityLevel
+
 SlaState = Literal["ok", "near_breach", "breached"]
 
 # Lowest to highest: escalation moves an item one step to the right.
