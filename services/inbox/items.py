@@ -15,6 +15,24 @@ class ItemAuthor(BaseModel):
     followers: int | None
 
 
+class PrioritySignal(BaseModel):
+    name: str
+    weight: float
+    detail: str
+
+
+class ItemTriage(BaseModel):
+    """What triage decided, and the signals that add up to the priority."""
+
+    sentiment: str | None
+    sentiment_score: float | None
+    intent: str | None
+    spam: bool
+    priority: int
+    level: str
+    signals: list[PrioritySignal]
+
+
 class InboxItem(BaseModel):
     id: uuid.UUID
     tenant_id: str
@@ -33,6 +51,7 @@ class InboxItem(BaseModel):
     received_at: datetime
     edited_at: datetime | None = None
     deleted_at: datetime | None = None
+    triage: ItemTriage | None = None
 
 
 class ItemPage(BaseModel):

@@ -141,3 +141,59 @@ async def test_another_tenant_sees_none_of_the_items(
     assert filtered == []
     listed = await http.get(services["ingest"].url + "/api/v1/sources", headers=intruder)
     assert listed.json() == {"sources": []}
+
+
+async def test_items_are_triaged_and_the_most_urgent_come_first(
+    services: dict[str, ServiceProcess],
+    http: httpx.AsyncClient,
+    stack: SessionStack,
+    tenant: str,
+    source: dict[str, Any],
+) -> None:
+    influencer = {"id": "u-angry", "handle": "@angry", "followers": 250_000, "verified": True}
+    await post_mentions(
+        http,
+        services["ingest"].url,
+        source,
+        [
+            mention("calm", "Love the new boots, great quality! 😍"),
+            mention("ask", "Do you ship to Canada?"),
+            {
+                **mention("angry", "Still no refund after three weeks. This is a scam!!"),
+                "author": influencer,
+            },
+        ],
+    )
+    reader = token(stack.auth_secret, tenant, "agent")
+
+    async def three() -> list[dict[str, Any]]:
+        got = await all_items(http, services["inbox"].url, reader)
+        return got if len(got) == 3 else []
+
+    await wait_until(three, what="three triaged items")
+    r = await http.get(
+        f"{services['inbox'].url}/api/v1/items",
+        params={"sort": "priority", "limit": 1},
+        headers=reader,
+    )
+    top = r.json()["items"][0]
+    assert top["external_id"] == "angry"
+    assert top["triage"]["sentiment"] == "negative"
+    assert top["triage"]["level"] in ("urgent", "high")
+    # The signals explain the score, which is capped at 100.
+    assert min(sum(s["weight"] for s in top["triage"]["signals"]), 100) == top["triage"]["priority"]
+    second = await http.get(
+        f"{services['inbox'].url}/api/v1/items",
+        params={"sort": "priority", "limit": 2, "cursor": r.json()["next_cursor"]},
+        headers=reader,
+    )
+    ordered = [top] + second.json()["items"]
+    assert [i["triage"]["priority"] for i in ordered] == sorted(
+        (i["triage"]["priority"] for i in ordered), reverse=True
+    )
+    negative = await http.get(
+        f"{services['inbox'].url}/api/v1/items",
+        params={"sentiment": "negative"},
+        headers=reader,
+    )
+    assert [i["external_id"] for i in negative.json()["items"]] == ["angry"]
