@@ -10,6 +10,8 @@ from typing import Any
 
 import uvicorn
 
+from tests.support import wait_until
+
 
 @contextlib.asynccontextmanager
 async def serve(app: Any) -> AsyncIterator[str]:
@@ -21,11 +23,14 @@ async def serve(app: Any) -> AsyncIterator[str]:
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
+
+    async def started() -> bool:
+        if task.done():
+            task.result()  # the server failed to start: raise its error
+        return bool(server.started)
+
     try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.01)
+        await wait_until(started, timeout_s=10, interval_s=0.01, what="the fake server to start")
         yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
