@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared.auth import AuthError, Principal, verify_token
 from shared.metrics import ServiceMetrics
@@ -46,6 +46,21 @@ def unprocessable(exc: ValidationError) -> ApiError:
     details = validation_details(exc)
     fields = ", ".join(d["field"] for d in details[:5])
     return ApiError(422, "invalid_body", f"invalid fields: {fields}", details=details)
+
+
+def validated_config(model: type[BaseModel], config: dict[str, Any], what: str) -> dict[str, Any]:
+    """`config` checked against a connector's or adapter's model, as JSON; a 422 naming each
+    field (`config.api_base`) otherwise."""
+    try:
+        return model.model_validate(config).model_dump(mode="json")
+    except ValidationError as exc:
+        details = [{**d, "field": f"config.{d['field']}"} for d in validation_details(exc)]
+        raise ApiError(
+            422,
+            "invalid_config",
+            f"invalid {what} config: " + ", ".join(d["field"] for d in details[:5]),
+            details=details,
+        ) from exc
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -23,7 +23,7 @@ from services.ingest.pipeline import LanguageDetector, SourceContext, ingest_ite
 from shared.auth import Principal
 from shared.crypto import SecretBox
 from shared.events import BrandId
-from shared.http import ApiError, require_role, unprocessable, validation_details
+from shared.http import ApiError, require_role, unprocessable, validated_config
 from shared.pagination import BadCursor, decode_cursor, encode_cursor
 from shared.runtime import Runtime
 
@@ -337,19 +337,6 @@ def _source_out(
     )
 
 
-def _validate_config(model: type[BaseModel], config: dict[str, Any]) -> dict[str, Any]:
-    try:
-        return model.model_validate(config).model_dump(mode="json")
-    except ValidationError as exc:
-        details = [{**d, "field": f"config.{d['field']}"} for d in validation_details(exc)]
-        raise ApiError(
-            422,
-            "invalid_config",
-            "invalid source config: " + ", ".join(d["field"] for d in details[:5]),
-            details=details,
-        ) from exc
-
-
 def _mention_out(r: dict[str, Any]) -> MentionOut:
     return MentionOut(
         mention_id=r["mention_id"],
@@ -581,8 +568,10 @@ def build_api(
         signing_secret: str | None = None
         network = body.network
         if body.kind == "generic_webhook":
-            config = _validate_config(
-                webhook_connectors["generic"].config_model, {"network": network, **body.config}
+            config = validated_config(
+                webhook_connectors["generic"].config_model,
+                {"network": network, **body.config},
+                "source",
             )
             signing_secret = new_signing_secret()
             source_secrets["signing_secret"] = signing_secret
@@ -596,7 +585,7 @@ def build_api(
                     f"known: {', '.join(sorted(n for n in webhook_connectors if n != 'generic'))}",
                     details=[{"field": "network", "message": "no webhook connector"}],
                 )
-            config = _validate_config(connector.config_model, body.config)
+            config = validated_config(connector.config_model, body.config, "source")
         else:
             pull = pull_connectors.get(network)
             if pull is None:
@@ -607,7 +596,7 @@ def build_api(
                     f"known: {', '.join(sorted(pull_connectors))}",
                     details=[{"field": "network", "message": "no pull connector"}],
                 )
-            config = _validate_config(pull.config_model, body.config)
+            config = validated_config(pull.config_model, body.config, "source")
         async with rt.pool.acquire() as conn, conn.transaction():
             if body.brand_id is not None:
                 await require_brand(conn, caller.tenant_id, body.brand_id)
@@ -668,7 +657,7 @@ def build_api(
                     if row.kind == "pull" and row.network in pull_connectors
                     else webhook_connectors[_webhook_connector_name(row) or "generic"].config_model
                 )
-                config = _validate_config(model, body.config)
+                config = validated_config(model, body.config, "source")
             reconnect = body.credentials is not None and row.status == "needs_reconnect"
             updated = await repository.update_source(
                 conn,

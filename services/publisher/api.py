@@ -33,7 +33,7 @@ from services.publisher.validation import (
 from shared.auth import Principal
 from shared.crypto import SecretBox
 from shared.events import BrandId
-from shared.http import ApiError, require_role, validation_details
+from shared.http import ApiError, require_role, validated_config
 from shared.outbox import add_events
 from shared.pagination import BadCursor, decode_cursor, encode_cursor
 from shared.runtime import Runtime
@@ -360,13 +360,7 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
                 f"cannot publish to {body.network!r}; known: {', '.join(sorted(adapters))}",
                 details=[{"field": "network", "message": "no adapter"}],
             )
-        try:
-            config = adapter.config_model.model_validate(body.config).model_dump(mode="json")
-        except ValidationError as exc:
-            details = [{**d, "field": f"config.{d['field']}"} for d in validation_details(exc)]
-            raise ApiError(
-                422, "invalid_config", "invalid channel config", details=details
-            ) from exc
+        config = validated_config(adapter.config_model, body.config, "channel")
         async with rt.pool.acquire() as conn:
             channel = await repository.insert_channel(
                 conn,

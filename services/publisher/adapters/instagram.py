@@ -32,7 +32,6 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import field_validator
 
 from services.publisher.adapters.base import (
     ChannelConfig,
@@ -51,6 +50,7 @@ from services.publisher.adapters.base import (
 from services.publisher.adapters.meta import (
     CLOCK_SKEW,
     RECONCILE_PAGES,
+    GraphChannel,
     _json_object,
     _read,
     comparable_text,
@@ -73,23 +73,11 @@ _MEDIA_FIELDS = "id,caption,timestamp,permalink"
 _REPLY_FIELDS = "id,text,timestamp,username"
 
 
-class InstagramChannel(ChannelConfig):
+class InstagramChannel(GraphChannel):
     """The Instagram professional account (its IG user id) and the Graph API host and version:
     `graph.facebook.com` with Facebook Login, `graph.instagram.com` with Instagram Login."""
 
     ig_user_id: str
-    graph_base: str = "https://graph.facebook.com"
-    api_version: str = "v21.0"
-
-    @field_validator("graph_base")
-    @classmethod
-    def _graph_base_is_http(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("graph_base must be an http(s) URL, e.g. https://graph.facebook.com")
-        return value.rstrip("/")
-
-    def url(self, path: str) -> str:
-        return f"{self.graph_base}/{self.api_version}/{path}"
 
 
 class InstagramPublisher:

@@ -64,10 +64,9 @@ CLOCK_SKEW = timedelta(minutes=5)
 _FIELDS = "id,message,created_time,from"
 
 
-class MetaPageChannel(ChannelConfig):
-    """The Facebook Page the channel publishes as, and the Graph API version to speak."""
+class GraphChannel(ChannelConfig):
+    """The Graph API host and version a Meta channel speaks (Facebook Page or Instagram)."""
 
-    page_id: str
     graph_base: str = "https://graph.facebook.com"
     api_version: str = "v21.0"
 
@@ -80,6 +79,12 @@ class MetaPageChannel(ChannelConfig):
 
     def url(self, path: str) -> str:
         return f"{self.graph_base}/{self.api_version}/{path}"
+
+
+class MetaPageChannel(GraphChannel):
+    """The Facebook Page the channel publishes as, and the Graph API version to speak."""
+
+    page_id: str
 
 
 class MetaPagePublisher:
