@@ -290,6 +290,19 @@ def check_variants(
     return problems
 
 
+async def scheduled_between(
+    conn: Any, tenant_id: str, brand_id: str, start: date, end: date
+) -> tuple[str, list[dict[str, Any]]]:
+    """The brand's zone and its posts scheduled from local date `start` to `end` inclusive (the
+    calendar and the CSV export read the same range)."""
+    if end < start or (end - start).days > 366:
+        raise ApiError(422, "invalid_range", "'to' must be within a year after 'from'")
+    zone: str = (await repository.get_brand_settings(conn, tenant_id, brand_id))["timezone"]
+    lo = to_utc(datetime.combine(start, time()), zone)
+    hi = to_utc(datetime.combine(end + timedelta(days=1), time()), zone)
+    return zone, await repository.calendar(conn, tenant_id, brand_id, lo, hi)
+
+
 # --- routes ------------------------------------------------------------------------------------
 
 
@@ -617,13 +630,9 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
         """Scheduled posts between two local dates as CSV (one row per channel), importable."""
         require_role(caller, READERS)
         async with rt.pool.acquire() as conn:
-            zone = (await repository.get_brand_settings(conn, caller.tenant_id, brand_id))[
-                "timezone"
-            ]
-            lo = to_utc(datetime.combine(start, time()), zone)
-            hi = to_utc(datetime.combine(end + timedelta(days=1), time()), zone)
+            zone, posts = await scheduled_between(conn, caller.tenant_id, brand_id, start, end)
             exported = []
-            for post in await repository.calendar(conn, caller.tenant_id, brand_id, lo, hi):
+            for post in posts:
                 for d in await repository.deliveries_of(conn, post["id"]):
                     if d["due_at"] is None or d["status"] == "cancelled":
                         continue
@@ -922,15 +931,8 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
     ) -> Calendar:
         """Scheduled posts between two local dates (inclusive) in the brand's zone, by day."""
         require_role(caller, READERS)
-        if end < start or (end - start).days > 366:
-            raise ApiError(422, "invalid_range", "'to' must be within a year after 'from'")
         async with rt.pool.acquire() as conn:
-            zone = (await repository.get_brand_settings(conn, caller.tenant_id, brand_id))[
-                "timezone"
-            ]
-            lo = to_utc(datetime.combine(start, time()), zone)
-            hi = to_utc(datetime.combine(end + timedelta(days=1), time()), zone)
-            posts = await repository.calendar(conn, caller.tenant_id, brand_id, lo, hi)
+            zone, posts = await scheduled_between(conn, caller.tenant_id, brand_id, start, end)
             days: dict[date, list[PostOut]] = defaultdict(list)
             for post in posts:
                 out = await view(conn, post)
