@@ -214,6 +214,99 @@ class ReplyOutcomePayload(EventModel):
     error: str | None = None
 
 
+
+class ReplyPublished(Envelope[ReplyOutcomePayload]):
+    type: Literal["reply.published"] = "reply.published"
+    schema_version: Literal[1] = 1
+
+
+class ReplyFailed(Envelope[ReplyOutcomePayload]):
+    type: Literal["reply.failed"] = "reply.failed"
+    schema_version: Literal[1] = 1
+
+
+class HideRequestedPayload(EventModel):
+    """The inbox asks the publisher to hide a comment on a network that allows it (a reply-side
+    action through the brand's channel). The outcome comes back as `comment.hidden` or
+    `comment.hide_failed` (`HideOutcomePayload`) on smm.posts.v1."""
+
+    EVENT_TYPE: ClassVar[str] = "comment.hide_requested"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    request_id: uuid.UUID
+    channel_id: uuid.UUID
+    network: str
+    external_id: str = Field(min_length=1, max_length=512)
+    requested_by: str | None = None
+
+
+class HideRequested(Envelope[HideRequestedPayload]):
+    type: Literal["comment.hide_requested"] = "comment.hide_requested"
+    schema_version: Literal[1] = 1
+
+
+class HideOutcomePayload(EventModel):
+    """`comment.hidden`, or `comment.hide_failed` with the reason (e.g. the network cannot hide)."""
+
+    request_id: uuid.UUID
+    channel_id: uuid.UUID
+    network: str
+    external_id: str
+    error: str | None = None
+
+
+class CommentHidden(Envelope[HideOutcomePayload]):
+    type: Literal["comment.hidden"] = "comment.hidden"
+    schema_version: Literal[1] = 1
+
+
+class CommentHideFailed(Envelope[HideOutcomePayload]):
+    type: Literal["comment.hide_failed"] = "comment.hide_failed"
+    schema_version: Literal[1] = 1
+
+
+InboxEventType = Literal[
+    "item.created",
+    "item.triaged",
+    "item.assigned",
+    "item.status_changed",
+    "item.replied",
+    "item.sla_near_breach",
+    "item.sla_breached",
+]
+
+
+class InboxItemEventPayload(EventModel):
+    """What happened to an inbox item (and its conversation), for other systems and metrics.
+
+    One payload for every `item.*` event on smm.inbox.v1; fields that do not apply are null.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    item_id: uuid.UUID
+    conversation_id: uuid.UUID
+    network: str
+    status: str
+    priority: int
+    level: str
+    sentiment: str | None = None
+    intent: str | None = None
+    spam: bool = False
+    assignee_id: str | None = None
+    team_id: str | None = None
+    due_at: datetime | None = None
+    previous_status: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    reply_external_id: str | None = None
+    first_response_s: float | None = None
+
+
+class InboxItemEvent(Envelope[InboxItemEventPayload]):
+    type: InboxEventType
+    schema_version: Literal[1] = 1
+
 def envelope_for(
     payload: P,
     *,
