@@ -214,7 +214,6 @@ class ReplyOutcomePayload(EventModel):
     error: str | None = None
 
 
-
 class ReplyPublished(Envelope[ReplyOutcomePayload]):
     type: Literal["reply.published"] = "reply.published"
     schema_version: Literal[1] = 1
@@ -306,6 +305,7 @@ class InboxItemEventPayload(EventModel):
 class InboxItemEvent(Envelope[InboxItemEventPayload]):
     type: InboxEventType
     schema_version: Literal[1] = 1
+
 
 def envelope_for(
     payload: P,

@@ -95,6 +95,12 @@ class PublisherSettings(ServiceSettings):
 class InboxSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SMM_INBOX_", env_file=".env", extra="ignore")
     http_port: int = DEFAULT_HTTP_PORTS["inbox"]
+    sla_tick_s: float = Field(
+        default=5.0, gt=0, le=300, description="How often SLA states, escalations and snoozes move."
+    )
+    claim_ttl_s: float = Field(
+        default=300.0, ge=10, description="How long an agent's claim on an item holds unrenewed."
+    )
 
 
 class MetricsSettings(ServiceSettings):

@@ -1,29 +1,31 @@
-"""Inbox's Kafka subscribers: decode, hand to the idempotent batch consumer, no SQL here."""
+"""Inbox's Kafka subscribers and background job: decode, hand to the workflow, no SQL here."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from services.inbox import repository
-from services.inbox.triage import Triage, triage
-from shared.db import Connection
-from shared.events import MentionDeleted, MentionReceived, MentionUpdated
+from services.inbox import repository, workflow
+from shared.db import TRANSIENT_DB_ERRORS, Connection
+from shared.events import (
+    CommentHidden,
+    CommentHideFailed,
+    MentionDeleted,
+    MentionReceived,
+    MentionUpdated,
+    ReplyFailed,
+    ReplyPublished,
+)
 from shared.runtime import Runtime
-from shared.topics import MENTIONS
+from shared.settings import InboxSettings
+from shared.topics import MENTIONS, POSTS
+
+log = logging.getLogger("opensmm.inbox")
 
 MentionEvent = MentionReceived | MentionUpdated | MentionDeleted
-
-
-def triage_of(event: MentionReceived) -> Triage:
-    p = event.payload
-    return triage(
-        p.text,
-        language=p.language,
-        author_followers=p.author.followers,
-        author_verified=p.author.verified,
-        kind=p.kind,
-        author_handle=p.author.handle,
-    )
+OutcomeEvent = ReplyPublished | ReplyFailed | CommentHidden | CommentHideFailed
 
 
 async def apply_mentions(conn: Connection, events: Sequence[MentionEvent]) -> None:
@@ -31,7 +33,7 @@ async def apply_mentions(conn: Connection, events: Sequence[MentionEvent]) -> No
     removal) ends with the item in its latest state."""
     received = [e for e in events if isinstance(e, MentionReceived)]
     if received:
-        await repository.insert_items(conn, received, [triage_of(e) for e in received])
+        await workflow.receive(conn, received)
     edits = [e for e in events if isinstance(e, MentionUpdated)]
     if edits:
         await repository.apply_edits(conn, edits)
@@ -40,12 +42,48 @@ async def apply_mentions(conn: Connection, events: Sequence[MentionEvent]) -> No
         await repository.mark_deleted(conn, deletions)
 
 
+async def apply_outcomes(conn: Connection, events: Sequence[OutcomeEvent]) -> None:
+    """What the publisher did with the inbox's replies and hide requests."""
+    replies = [e for e in events if isinstance(e, ReplyPublished | ReplyFailed)]
+    if replies:
+        await workflow.reply_outcomes(conn, replies)
+    hides = [e for e in events if isinstance(e, CommentHidden | CommentHideFailed)]
+    if hides:
+        await workflow.hide_outcomes(conn, hides)
+
+
 MODELS: dict[str, type[MentionEvent]] = {
     "mention.received": MentionReceived,
     "mention.updated": MentionUpdated,
     "mention.deleted": MentionDeleted,
 }
 
+OUTCOME_MODELS: dict[str, type[OutcomeEvent]] = {
+    "reply.published": ReplyPublished,
+    "reply.failed": ReplyFailed,
+    "comment.hidden": CommentHidden,
+    "comment.hide_failed": CommentHideFailed,
+}
 
-def subscribe(rt: Runtime) -> None:
+
+def subscribe(rt: Runtime, settings: InboxSettings) -> None:
     rt.consume(MENTIONS, name="mentions", models=MODELS, effect=apply_mentions)
+    rt.consume(POSTS, name="publisher-outcomes", models=OUTCOME_MODELS, effect=apply_outcomes)
+
+    async def sla_clock() -> None:
+        """Every few seconds: amber and red SLA states, escalations, snoozes that ended."""
+        interval = settings.sla_tick_s
+        while True:
+            try:
+                while True:
+                    async with rt.pool.acquire() as conn, conn.transaction():
+                        done = await workflow.sla_tick(conn, datetime.now(UTC))
+                    if done == 0:
+                        break
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("SLA clock: database unavailable, retrying: %s", exc)
+            except Exception:
+                log.exception("SLA clock: tick failed")
+            await asyncio.sleep(interval)
+
+    rt.background.append(sla_clock)
