@@ -1,4 +1,4 @@
-"""Publisher wiring: the API, the dispatcher and the reply-request subscriber."""
+"""Publisher wiring: the API, the dispatcher and the subscriber to the inbox's requests."""
 
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ A delivery is leased with `FOR UPDATE SKIP LOCKED`; the attempt (with the delive
 idempotency key) is committed before the network call, and the outcome after it, fenced by the
 lease. A delivery found mid-publish (its replica died between the call and the record) or with an
 unknown outcome is reconciled on the network first: published → recorded, no trace → published
-again with the same key, cannot tell → looked at again later. Nothing is ever retried blindly.
+again with the same key, cannot tell → looked at again later. Nothing is ever retried blindly;
+the one exception is a `hide` delivery (a comment the inbox asked to hide), which sets a state on
+the network and so is simply sent again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import httpx
 
 from services.publisher import events, repository
 from services.publisher.adapters.base import (
+    Hidden,
+    HideOutcome,
     MediaUpload,
     NeedsReconnect,
     PublishAdapter,
@@ -37,8 +41,9 @@ from services.publisher.adapters.base import (
     Rejected,
     Retryable,
     Unknown,
+    hide_comment,
 )
-from services.publisher.ratelimit import AccountLimiter, UnknownNetworkError
+from services.publisher.ratelimit import AccountLimiter, Action, UnknownNetworkError
 from shared.crypto import SecretBox
 from shared.db import TRANSIENT_DB_ERRORS
 from shared.outbox import add_events
@@ -169,7 +174,10 @@ class Dispatcher:
         config = adapter.config_model.model_validate(delivery["config"])
         credentials = self._box.open_json(delivery["credentials_encrypted"])
         request = self._request(delivery, [])
-        if delivery["status"] in ("publishing", "unknown") and delivery["attempts"] > 0:
+        hiding = delivery["kind"] == "hide"
+        retaken = delivery["status"] in ("publishing", "unknown") and delivery["attempts"] > 0
+        # A hide found mid-attempt is sent again: hiding a hidden comment changes nothing.
+        if retaken and not hiding:
             try:
                 found = await adapter.reconcile(client, config, credentials, request)
             except ReconcileFailed as exc:
@@ -201,13 +209,19 @@ class Dispatcher:
         if number is None:
             raise LeaseLost(str(delivery["id"]))
         delivery = {**delivery, "attempts": number}
-        media = await self._media(client, list(delivery["media"] or []))
-        if not isinstance(media, list):
-            await self._record(delivery, media)  # nothing was sent to the network
-            return
-        outcome = await adapter.publish(
-            client, config, credentials, dataclasses.replace(request, media=media)
-        )
+        outcome: PublishOutcome | HideOutcome
+        if hiding:
+            outcome = await hide_comment(
+                adapter, client, config, credentials, delivery["target_external_id"]
+            )
+        else:
+            media = await self._media(client, list(delivery["media"] or []))
+            if not isinstance(media, list):
+                await self._record(delivery, media)  # nothing was sent to the network
+                return
+            outcome = await adapter.publish(
+                client, config, credentials, dataclasses.replace(request, media=media)
+            )
         if isinstance(outcome, Published) and outcome.budget is not None:
             with contextlib.suppress(UnknownNetworkError):
                 self._limiter.observe(
@@ -230,19 +244,27 @@ class Dispatcher:
     def _pace(self, delivery: dict[str, Any]) -> float:
         """Seconds this channel's account must wait under its network's published limits (each
         replica paces what it sends; one account never delays another)."""
+        action = Action.MODERATE if delivery["kind"] == "hide" else Action.PUBLISH
         try:
             return self._limiter.acquire(
-                delivery["network"], str(delivery["channel_id"]), now=datetime.now(UTC)
+                delivery["network"],
+                str(delivery["channel_id"]),
+                now=datetime.now(UTC),
+                action=action,
             )
         except UnknownNetworkError:
             return 0.0
 
-    async def _record(self, delivery: dict[str, Any], outcome: PublishOutcome) -> None:
+    async def _record(
+        self, delivery: dict[str, Any], outcome: PublishOutcome | HideOutcome
+    ) -> None:
         status, wait, detail = "failed", None, None
         remote_id = url = None
         channel_status: str | None = None
         if isinstance(outcome, Published):
             status, remote_id, url = "published", outcome.remote_id, outcome.url
+        elif isinstance(outcome, Hidden):
+            status = "published"  # done on the network; `comment.hidden` says what was done
         elif isinstance(outcome, Retryable):
             detail = outcome.reason
             if delivery["attempts"] < MAX_ATTEMPTS:

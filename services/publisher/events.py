@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.events import (
+    HideOutcomePayload,
     PostLifecyclePayload,
     PostPublishedPayload,
     ReplyOutcomePayload,
@@ -51,9 +52,23 @@ def delivery_done(
     error: str | None,
 ) -> list[OutgoingEvent]:
     """`post.published` / `post.failed` for a post's channel, `reply.published` /
-    `reply.failed` for a reply the inbox asked for."""
+    `reply.failed` for a reply the inbox asked for, `comment.hidden` / `comment.hide_failed` for
+    a comment it asked to hide."""
     now = datetime.now(UTC)
     tenant, brand = delivery["tenant_id"], delivery["brand_id"]
+    if delivery["kind"] == "hide":
+        hide = HideOutcomePayload(
+            request_id=delivery["request_id"],
+            channel_id=delivery["channel_id"],
+            network=delivery["network"],
+            external_id=delivery["target_external_id"],
+            error=error,
+        )
+        event_type = "comment.hidden" if status == "published" else "comment.hide_failed"
+        event = envelope_for(
+            hide, event_type=event_type, tenant_id=tenant, brand_id=brand, occurred_at=now
+        )
+        return [_event(tenant, delivery["request_id"], event)]
     if delivery["kind"] == "reply":
         reply = ReplyOutcomePayload(
             request_id=delivery["request_id"],

@@ -57,6 +57,9 @@ class Action(StrEnum):
     """What a call to a network does, as far as its limits care."""
 
     PUBLISH = "publish"  # a post, a reply, a message
+    # Hiding a comment: not content publishing (Instagram's daily quota leaves it out), but a
+    # call all the same for windows that count every call.
+    MODERATE = "moderate"
     MEDIA_UPLOAD = "media_upload"
     DELETE = "delete"
     READ = "read"  # reconcile's look-ups

@@ -203,9 +203,9 @@ _POST = (
     "id, tenant_id, brand_id, status, tags, notes, scheduled_at, created_by, created_at, updated_at"
 )
 _DELIVERY = (
-    "id, tenant_id, post_id, channel_id, kind, text, media, link, reply_to, request_id, status,"
-    " due_at, next_attempt_at, attempts, first_attempt_at, remote_id, url, last_error,"
-    " published_at"
+    "id, tenant_id, post_id, channel_id, kind, text, media, link, reply_to, target_external_id,"
+    " request_id, status, due_at, next_attempt_at, attempts, first_attempt_at, remote_id, url,"
+    " last_error, published_at"
 )
 
 
@@ -429,6 +429,31 @@ async def insert_reply(conn: Connection, **values: Any) -> bool:
         values["text"],
         values["reply_to"],
         values["request_id"],
+    )
+    return bool(done)
+
+
+async def insert_hide(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    channel_id: uuid.UUID,
+    comment_external_id: str,
+    request_id: uuid.UUID,
+) -> bool:
+    """A delivery hiding a comment for an inbox request; False if that request was seen before."""
+    done = await conn.fetchval(
+        """
+        INSERT INTO deliveries (id, tenant_id, channel_id, kind, text, target_external_id,
+                                request_id, status, due_at, next_attempt_at)
+        VALUES ($1, $2, $3, 'hide', '', $4, $5, 'scheduled', now(), now())
+        ON CONFLICT (request_id) DO NOTHING RETURNING true
+        """,
+        uuid.uuid4(),
+        tenant_id,
+        channel_id,
+        comment_external_id,
+        request_id,
     )
     return bool(done)
 

@@ -3,7 +3,9 @@
 account's media with cursor paging
 (https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-user/media),
 comment replies
-(https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-comment/replies)
+(https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-comment/replies),
+hiding a comment with `POST /{ig-comment-id}` and `hide`
+(https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-comment)
 and Graph errors (https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/error-codes)."""
 
 from __future__ import annotations
@@ -25,22 +27,26 @@ GraphError = tuple[int, int, int | None, str, dict[str, str]]
 
 @dataclass
 class InstagramFaults:
-    """What the next writes meet. `errors[edge]` ("media", "media_publish", "replies") are (HTTP
-    status, code, subcode, message, extra headers) answered before anything is written;
+    """What the next writes meet. `errors[edge]` ("media", "media_publish", "replies", and
+    "comment" for a hide) are (HTTP status, code, subcode, message, extra headers) answered before
+    anything is written;
     `broken_media` maps a media URL to the `status` its container ends in ERROR with;
     `in_progress_polls` is how many status reads answer IN_PROGRESS before FINISHED;
-    `publish_delay_s` publishes, then holds the `media_publish` answer that long."""
+    `publish_delay_s` publishes, then holds the `media_publish` answer that long; `hide_delay_s`
+    does the same with a hide."""
 
     errors: dict[str, list[GraphError]] = field(default_factory=dict)
     broken_media: dict[str, str] = field(default_factory=dict)
     in_progress_polls: int = 0
     publish_delay_s: float = 0.0
+    hide_delay_s: float = 0.0
 
 
 class FakeInstagramAccount:
     """One account (`ig_user_id`, `username`, reachable with `token`). Tests add posts and
     comments with `add_media` and `add_comment`, set `faults`, and read `containers`, `media`
-    (published posts, by id) and `comments`."""
+    (published posts, by id), `comments` (a comment's `hidden` among its fields) and
+    `hide_calls`."""
 
     def __init__(
         self, token: str, ig_user_id: str, username: str = "acme", version: str = "v21.0"
@@ -51,12 +57,14 @@ class FakeInstagramAccount:
         self.containers: dict[str, dict[str, Any]] = {}
         self.media: dict[str, dict[str, Any]] = {}
         self.comments: dict[str, dict[str, Any]] = {}
+        self.hide_calls = 0
         self.faults = InstagramFaults()
         self._ids = itertools.count(17_900_000_000_000_001)
         self.app = Starlette(
             routes=[
                 Route(f"/{version}/{{object_id}}/{{edge}}", self._edge, methods=["GET", "POST"]),
                 Route(f"/{version}/{{object_id}}", self._node, methods=["GET"]),
+                Route(f"/{version}/{{object_id}}", self._update, methods=["POST"]),
             ]
         )
 
@@ -84,6 +92,7 @@ class FakeInstagramAccount:
             "username": username,
             "timestamp": _graph_time(created or datetime.now(UTC)),
             "parent": parent,
+            "hidden": False,
         }
         self.comments[comment_id] = item
         return item
@@ -134,6 +143,28 @@ class FakeInstagramAccount:
         else:
             return _error(400, 100, 33, f"Unsupported get request. Object {object_id}")
         return JSONResponse({k: v for k, v in node.items() if k in fields or k == "id"})
+
+    async def _update(self, request: Request) -> Response:
+        """`POST /{ig-comment-id}`: `hide=true` hides the comment, `false` shows it again; the
+        answer is `{"success": true}` whatever the comment's state was."""
+        object_id = request.path_params["object_id"]
+        params = await self._params(request)
+        if params is None:
+            return _token_error()
+        comment = self.comments.get(object_id)
+        if comment is None:
+            return _error(400, 100, 33, f"Unsupported post request. Object {object_id}")
+        if self.faults.errors.get("comment"):
+            status, code, subcode, message, headers = self.faults.errors["comment"].pop(0)
+            return _error(status, code, subcode, message, headers)
+        if params.get("hide") not in ("true", "false"):
+            return _error(400, 100, None, "(#100) The parameter hide is required")
+        self.hide_calls += 1
+        comment["hidden"] = params["hide"] == "true"
+        delay, self.faults.hide_delay_s = self.faults.hide_delay_s, 0.0
+        if delay:
+            await asyncio.sleep(delay)  # hidden already; the answer is what is late
+        return JSONResponse({"success": True})
 
     async def _params(self, request: Request) -> dict[str, str] | None:
         """The request's query and form parameters; None when the token is not the account's."""

@@ -1,7 +1,9 @@
 """A local Graph API for one Facebook Page: `POST /{page_id}/feed`
 (https://developers.facebook.com/docs/graph-api/reference/page/feed#publish), `POST
 /{object_id}/comments` (https://developers.facebook.com/docs/graph-api/reference/object/comments),
-their reads with `fields`, `since`, `limit` and `paging.next`, the long-lived token exchange
+their reads with `fields`, `since`, `limit` and `paging.next`, hiding a comment with `POST
+/{comment-id}` and `is_hidden` (https://developers.facebook.com/docs/graph-api/reference/comment#updating),
+the long-lived token exchange
 `GET /oauth/access_token?grant_type=fb_exchange_token`
 (https://developers.facebook.com/docs/facebook-login/guides/access-tokens/get-long-lived), and Graph
 errors (https://developers.facebook.com/docs/graph-api/guides/error-handling)."""
@@ -40,9 +42,10 @@ LONG_LIVED_S = 5_183_944  # the documented example's `expires_in`: about 60 days
 
 class FakeGraphPage:
     """One Page (`page_id`, reachable with `token` and the tokens exchanged from it). Tests add
-    others' posts and comments with `add`, set `faults` (writes) and `exchange_errors` (token
-    exchanges), revoke every token with `revoke_tokens`, and read `items` (every post and comment,
-    by id) and `exchanges`."""
+    others' posts and comments with `add`, set `faults` (writes, hides included) and
+    `exchange_errors` (token exchanges), revoke every token with `revoke_tokens`, and read `items`
+    (every post and comment, by id, a comment's `is_hidden` among its fields), `hide_calls` and
+    `exchanges`."""
 
     def __init__(
         self,
@@ -60,6 +63,7 @@ class FakeGraphPage:
         self.app_secret = app_secret
         self.token_lifetime_s: int | None = LONG_LIVED_S  # None: tokens that never expire
         self.exchanges = 0
+        self.hide_calls = 0
         self.exchange_errors: list[tuple[int, int, str, dict[str, str]]] = []
         self.items: dict[str, dict[str, Any]] = {}
         self.faults = GraphFaults()
@@ -68,6 +72,7 @@ class FakeGraphPage:
             routes=[
                 Route(f"/{version}/oauth/access_token", self._exchange, methods=["GET"]),
                 Route(f"/{version}/{{object_id}}/{{edge}}", self._edge, methods=["GET", "POST"]),
+                Route(f"/{version}/{{object_id}}", self._update, methods=["POST"]),
             ]
         )
 
@@ -85,13 +90,15 @@ class FakeGraphPage:
         """A post on the Page (no `parent`) or a comment on `parent`."""
         number = next(self._ids)
         item_id = f"{self.page_id}_{number}" if parent is None else f"{number}_{number + 1}"
-        item = {
+        item: dict[str, Any] = {
             "id": item_id,
             "message": message,
             "from": {"id": from_id, "name": "ACME" if from_id == self.page_id else "Kate"},
             "created_time": (created or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S+0000"),
             "parent": parent,
         }
+        if parent is not None:
+            item["is_hidden"] = False
         self.items[item_id] = item
         return item
 
@@ -129,6 +136,40 @@ class FakeGraphPage:
         if delay:
             await asyncio.sleep(delay)  # written already; the answer is what is late
         return JSONResponse({"id": item["id"]})
+
+    async def _update(self, request: Request) -> Response:
+        """`POST /{comment-id}`: `is_hidden=true` hides the comment, `false` shows it again;
+        either way the answer is `{"success": true}`, whatever the comment's state was."""
+        object_id = request.path_params["object_id"]
+        params = {**dict(request.query_params), **dict(parse_qsl((await request.body()).decode()))}
+        bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if (params.get("access_token") or bearer) not in self.tokens:
+            return _error(
+                400, 190, "Error validating access token: The session has been invalidated"
+            )
+        comment = self.items.get(object_id)
+        if comment is None or comment["parent"] is None:
+            return _error(
+                400,
+                100,
+                f"Unsupported post request. Object with ID '{object_id}' does not exist, cannot "
+                "be loaded due to missing permissions, or does not support this operation",
+                subcode=33,
+            )
+        if self.faults.http_status is not None:
+            status, self.faults.http_status = self.faults.http_status, None
+            return PlainTextResponse("Service Unavailable", status_code=status)
+        if self.faults.errors:
+            status, code, message, headers = self.faults.errors.pop(0)
+            return _error(status, code, message, headers)
+        if params.get("is_hidden") not in ("true", "false"):
+            return _error(400, 100, "(#100) Param is_hidden must be a boolean")
+        self.hide_calls += 1
+        comment["is_hidden"] = params["is_hidden"] == "true"
+        delay, self.faults.delay_s = self.faults.delay_s, 0.0
+        if delay:
+            await asyncio.sleep(delay)  # hidden already; the answer is what is late
+        return JSONResponse({"success": True})
 
     async def _exchange(self, request: Request) -> Response:
         params = request.query_params
@@ -176,12 +217,19 @@ class FakeGraphPage:
         return JSONResponse(body)
 
 
-def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error(
+    status: int,
+    code: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    *,
+    subcode: int | None = None,
+) -> Response:
     error = {
         "message": message,
         "type": "OAuthException",
         "code": code,
-        "error_subcode": 460 if code == 190 else None,
+        "error_subcode": 460 if code == 190 else subcode,
         "fbtrace_id": "AbCdEfGh123",
     }
     return JSONResponse({"error": error}, status_code=status, headers=headers)

@@ -1,6 +1,7 @@
 """The Instagram publish adapter against a local Graph API: a post is a container then
-`media_publish`, what each refusal means for the publisher, replies land under the comment, and an
-attempt whose answer was lost is reconciled into exactly one post."""
+`media_publish`, what each refusal means for the publisher, replies land under the comment, an
+attempt whose answer was lost is reconciled into exactly one post, and a customer's comment is
+hidden on request, once or twice alike."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from services.publisher.adapters.base import (
+    Hidden,
     MediaUpload,
     NeedsReconnect,
     Published,
@@ -336,3 +338,76 @@ async def test_reconcile_that_cannot_read_the_account_raises_instead_of_saying_n
         await adapter.reconcile(client, channel, {"access_token": "revoked"}, request("Hi"))
 
     assert isinstance(failed.value.outcome, NeedsReconnect)
+
+
+# --- hiding comments -----------------------------------------------------------------------------
+
+
+def customer_comment(fake: FakeInstagramAccount) -> dict[str, Any]:
+    post = fake.add_media("Spring drop")
+    return fake.add_comment("Free followers, DM me", "spam.bot", post["id"])
+
+
+async def test_hiding_a_customers_comment_hides_it_and_again_is_still_success(
+    account: tuple[FakeInstagramAccount, InstagramChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = account
+    spam = customer_comment(fake)
+
+    first = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+    again = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+
+    assert first == again == Hidden(spam["id"])
+    assert fake.comments[spam["id"]]["hidden"] is True
+    assert len(fake.comments) == 1  # hidden, not deleted, and no reply
+
+
+async def test_a_lost_answer_to_a_hide_is_retryable_and_the_retry_hides_it(
+    account: tuple[FakeInstagramAccount, InstagramChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = account
+    spam = customer_comment(fake)
+    fake.faults.hide_delay_s = 1.0
+
+    first = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+    retried = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+
+    assert isinstance(first, Retryable)
+    assert retried == Hidden(spam["id"])
+    assert fake.hide_calls == 2
+
+
+async def test_an_instagram_server_error_on_a_hide_is_retryable_not_unknown(
+    account: tuple[FakeInstagramAccount, InstagramChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = account
+    spam = customer_comment(fake)
+    fake.faults.errors["comment"] = [(500, -1, None, "Unexpected error", {})]
+
+    outcome = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+
+    assert isinstance(outcome, Retryable)
+    assert fake.comments[spam["id"]]["hidden"] is False
+
+
+async def test_hiding_a_comment_that_is_gone_is_rejected(
+    account: tuple[FakeInstagramAccount, InstagramChannel], client: httpx.AsyncClient
+) -> None:
+    _, channel = account
+
+    outcome = await adapter.hide(client, channel, CREDENTIALS, "17900000000000999")
+
+    assert isinstance(outcome, Rejected)
+    assert "Graph error 100" in outcome.reason
+
+
+async def test_a_hide_with_an_invalid_token_needs_reconnecting(
+    account: tuple[FakeInstagramAccount, InstagramChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = account
+    spam = customer_comment(fake)
+
+    outcome = await adapter.hide(client, channel, {"access_token": "revoked"}, spam["id"])
+
+    assert isinstance(outcome, NeedsReconnect)
+    assert fake.comments[spam["id"]]["hidden"] is False

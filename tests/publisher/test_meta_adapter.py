@@ -1,6 +1,7 @@
 """The Meta (Facebook Page) publish adapter against a local Graph API: what each answer means for
-the publisher, replies land as comments, and an attempt whose answer was lost is reconciled into
-exactly one post (the Graph API has no idempotency key, so reconcile is what prevents a second)."""
+the publisher, replies land as comments, an attempt whose answer was lost is reconciled into
+exactly one post (the Graph API has no idempotency key, so reconcile is what prevents a second),
+and a customer's comment is hidden on request, once or twice alike."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from services.publisher.adapters.base import (
     CredentialRefresher,
     CredentialsRejected,
+    Hidden,
     MediaUpload,
     NeedsReconnect,
     Published,
@@ -353,3 +355,104 @@ async def test_a_rate_limited_exchange_is_an_http_error_to_retry_not_a_rejection
     assert failed.value.response.headers["retry-after"] == "120"
     retried = await adapter.refresh_credentials(client, channel, REFRESHABLE)
     assert retried.credentials["access_token"] != TOKEN
+
+
+# --- hiding comments -----------------------------------------------------------------------------
+
+
+def customer_comment(fake: FakeGraphPage) -> dict[str, Any]:
+    post = fake.add("New arrivals", PAGE_ID)
+    return fake.add("Cheap followers at spam.example", CUSTOMER, parent=post["id"])
+
+
+async def test_hiding_a_customers_comment_hides_it_on_the_page(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    spam = customer_comment(fake)
+
+    outcome = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+
+    assert outcome == Hidden(spam["id"])
+    assert fake.items[spam["id"]]["is_hidden"] is True
+    assert len(fake.items) == 2  # hidden, not deleted, and nothing posted
+
+
+async def test_hiding_a_comment_that_is_already_hidden_succeeds(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    spam = customer_comment(fake)
+
+    first = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+    again = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+
+    assert first == again == Hidden(spam["id"])
+    assert fake.items[spam["id"]]["is_hidden"] is True
+
+
+async def test_a_lost_answer_to_a_hide_is_retryable_and_the_retry_hides_it(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    spam = customer_comment(fake)
+    fake.faults.delay_s = 1.0  # hidden, then the answer comes too late
+
+    first = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+    retried = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+
+    # Not `Unknown`: a hide sets a state, so the publisher sends it again instead of reconciling.
+    assert isinstance(first, Retryable)
+    assert retried == Hidden(spam["id"])
+    assert fake.items[spam["id"]]["is_hidden"] is True
+
+
+async def test_a_503_to_a_hide_is_retryable_not_unknown(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    spam = customer_comment(fake)
+    fake.faults.http_status = 503
+
+    outcome = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+
+    assert isinstance(outcome, Retryable)
+    assert fake.items[spam["id"]]["is_hidden"] is False
+
+
+async def test_hiding_a_comment_that_is_gone_is_rejected_with_metas_words(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    _, channel = page
+
+    outcome = await adapter.hide(client, channel, CREDENTIALS, "111_222")
+
+    assert isinstance(outcome, Rejected)
+    assert "Graph error 100" in outcome.reason
+    assert outcome.network_message is not None
+    assert "'111_222' does not exist" in outcome.network_message
+
+
+async def test_a_hide_with_an_expired_token_needs_reconnecting(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    spam = customer_comment(fake)
+
+    outcome = await adapter.hide(client, channel, {"access_token": "expired"}, spam["id"])
+
+    assert isinstance(outcome, NeedsReconnect)
+    assert fake.items[spam["id"]]["is_hidden"] is False
+
+
+async def test_a_rate_limited_hide_waits_as_long_as_retry_after_says(
+    page: tuple[FakeGraphPage, MetaPageChannel], client: httpx.AsyncClient
+) -> None:
+    fake, channel = page
+    spam = customer_comment(fake)
+    fake.faults.errors.append((400, 32, "Page request limit reached", {"Retry-After": "90"}))
+
+    outcome = await adapter.hide(client, channel, CREDENTIALS, spam["id"])
+
+    assert outcome == RateLimited(90)
+    assert fake.items[spam["id"]]["is_hidden"] is False

@@ -12,7 +12,9 @@ Exactly once rests on three rules the adapters keep:
   shows no trace of it; when it cannot tell, it raises `ReconcileFailed` (never None).
 
 Adapters whose tokens expire also implement `CredentialRefresher`, so a job can renew a channel's
-tokens before they lapse and flag the channel for reconnecting when the network refuses.
+tokens before they lapse and flag the channel for reconnecting when the network refuses. Adapters
+whose network lets a brand hide comments on its posts implement `CommentHider`; for the others
+`hide_comment` answers `cannot_hide`, a permanent refusal.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class PublishRequest:
 # --- what an adapter answers ----------------------------------------------------------------------
 
 OutcomeKind = Literal[
-    "published", "retryable", "rate_limited", "needs_reconnect", "rejected", "unknown"
+    "published", "hidden", "retryable", "rate_limited", "needs_reconnect", "rejected", "unknown"
 ]
 
 
@@ -130,7 +132,18 @@ class Unknown:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Hidden:
+    """The network hides the comment `external_id` from everyone but its author (now, or it
+    already did: hiding is a state, so asking twice is the same as asking once)."""
+
+    kind: ClassVar[OutcomeKind] = "hidden"
+    external_id: str
+
+
 PublishOutcome = Published | Retryable | RateLimited | NeedsReconnect | Rejected | Unknown
+# No `Unknown`: a hide sets a state, so when its answer is lost it is simply sent again.
+HideOutcome = Hidden | Retryable | RateLimited | NeedsReconnect | Rejected
 
 
 class ReconcileFailed(Exception):
@@ -216,6 +229,42 @@ class CredentialRefresher(Protocol):
         carries the network's wait headers), a `DecodingError` for an answer without tokens. The
         stored credentials are still the ones to use then: try again later."""
         ...
+
+
+@runtime_checkable
+class CommentHider(Protocol):
+    """The optional half of an adapter whose network lets a brand hide comments on its own posts
+    (check with `isinstance`, or call `hide_comment`)."""
+
+    async def hide(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: Any,  # an instance of the adapter's config_model
+        credentials: dict[str, Any],
+        external_id: str,
+    ) -> HideOutcome:
+        """Hide the comment `external_id` (the network's id, as ingest gave it). `Hidden` also
+        when it was hidden already; whatever leaves the outcome open is `Retryable`, since
+        sending the same hide again is harmless."""
+        ...
+
+
+def cannot_hide(network: str) -> Rejected:
+    """What a network without comment hiding answers: a permanent refusal, never retried."""
+    return Rejected("hide_unsupported", f"network {network} does not let a brand hide comments")
+
+
+async def hide_comment(
+    adapter: PublishAdapter,
+    client: httpx.AsyncClient,
+    channel_config: Any,
+    credentials: dict[str, Any],
+    external_id: str,
+) -> HideOutcome:
+    """Hide a comment through `adapter`, or `cannot_hide` when its network does not allow it."""
+    if isinstance(adapter, CommentHider):
+        return await adapter.hide(client, channel_config, credentials, external_id)
+    return cannot_hide(adapter.network)
 
 
 # --- helpers every adapter uses ------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Instagram write half for a professional account: publish a post (one image or video, or a
-carousel of 2 to 10) through a media container, reply to a comment, and settle an unknown outcome.
+carousel of 2 to 10) through a media container, reply to a comment, hide a comment, and settle an
+unknown outcome.
 
 Wire format (https://developers.facebook.com/docs/instagram-platform/content-publishing):
 `POST /{ig-user-id}/media` makes a container from a public `image_url` or `video_url` (Instagram
@@ -10,6 +11,9 @@ container naming them in `children`. The container is polled with `GET /{contain
 then `POST /{ig-user-id}/media_publish` with `creation_id` answers the media id, and
 `GET /{media-id}?fields=permalink` its link. A reply is `POST /{ig-comment-id}/replies` with
 `message` (https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-comment/replies).
+Hiding a comment is `POST /{ig-comment-id}` with `hide=true`, answered `{"success": true}`
+(https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/ig-comment,
+"Updating"); it sets a state, so it is sent again rather than reconciled.
 Errors are Graph errors, read as the Meta Page adapter reads them, plus Instagram's own codes
 (https://developers.facebook.com/docs/instagram-platform/instagram-graph-api/reference/error-codes).
 
@@ -35,6 +39,7 @@ import httpx
 
 from services.publisher.adapters.base import (
     ChannelConfig,
+    HideOutcome,
     MediaUpload,
     NeedsReconnect,
     Published,
@@ -54,6 +59,7 @@ from services.publisher.adapters.meta import (
     _json_object,
     _read,
     comparable_text,
+    update_comment,
 )
 from services.publisher.adapters.meta import _refusal as _graph_refusal
 
@@ -81,12 +87,13 @@ class InstagramChannel(GraphChannel):
 
 
 class InstagramPublisher:
-    """Publishes posts and comment replies (`credentials["access_token"]`, a user token with
-    `instagram_content_publish` and `instagram_manage_comments`, or their Instagram Login twins).
+    """Publishes posts and comment replies, and hides comments (`credentials["access_token"]`, a
+    user token with `instagram_content_publish` and `instagram_manage_comments`, or their
+    Instagram Login twins).
 
-    A reply's `reply_to_external_id` is the IG comment id answered. Instagram needs media: a post
-    without it is `Rejected("media_required")`, and media without a `source_url` is
-    `Rejected("media_url_required")`.
+    A reply's `reply_to_external_id`, like a hidden comment's id, is an IG comment id. Instagram
+    needs media: a post without it is `Rejected("media_required")`, and media without a
+    `source_url` is `Rejected("media_url_required")`.
     """
 
     network: ClassVar[str] = NETWORK
@@ -186,6 +193,23 @@ class InstagramPublisher:
         if cutoff is None or url is None:
             return None
         raise ReconcileFailed(Retryable(f"more than {RECONCILE_PAGES} pages since the attempt"))
+
+    async def hide(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: InstagramChannel,
+        credentials: dict[str, Any],
+        external_id: str,
+    ) -> HideOutcome:
+        """Hide a comment on one of the account's media."""
+        return await update_comment(
+            client,
+            channel_config.url(external_id),
+            {"hide": "true"},
+            external_id,
+            headers=_auth(credentials),
+            refusal=_refusal,
+        )
 
     # --- containers ------------------------------------------------------------------------------
 

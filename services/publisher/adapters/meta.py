@@ -12,6 +12,11 @@ It reads `GET /{page_id}/feed?fields=id,message,created_time,from&since=…` (or
 `/comments`, newest first) and matches the Page's own items by text, since `attempted_at` less
 `CLOCK_SKEW`; without `attempted_at` only the newest page is read.
 
+Hiding: `hide` sets `is_hidden=true` on a comment with `POST /{comment-id}`
+(https://developers.facebook.com/docs/graph-api/reference/comment#updating), answered
+`{"success": true}`; the comment stays visible to its author and their friends. Hiding is a state,
+so a lost answer is simply sent again (Instagram's `hide` reuses `update_comment`).
+
 Tokens: `refresh_credentials` trades the stored long-lived token for a fresh one with
 `GET /oauth/access_token?grant_type=fb_exchange_token` and the app's id and secret
 (https://developers.facebook.com/docs/facebook-login/guides/access-tokens/get-long-lived), which
@@ -26,6 +31,7 @@ a separate flow for a separate channel kind. A request with media is
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -35,6 +41,8 @@ from pydantic import field_validator
 from services.publisher.adapters.base import (
     ChannelConfig,
     CredentialsRejected,
+    Hidden,
+    HideOutcome,
     NeedsReconnect,
     Published,
     PublishOutcome,
@@ -88,11 +96,11 @@ class MetaPageChannel(GraphChannel):
 
 
 class MetaPagePublisher:
-    """Publishes Page posts and comment replies (`credentials["access_token"]`, a Page token;
-    `app_id` and `app_secret` of the Meta app too, for `refresh_credentials`).
+    """Publishes Page posts and comment replies, and hides comments (`credentials["access_token"]`,
+    a Page token; `app_id` and `app_secret` of the Meta app too, for `refresh_credentials`).
 
-    A reply's `reply_to_external_id` is the Graph id of the post or comment answered, as ingest's
-    Meta webhooks give it.
+    A reply's `reply_to_external_id`, like a hidden comment's id, is the Graph id ingest's Meta
+    webhooks give.
     """
 
     network: ClassVar[str] = NETWORK
@@ -159,6 +167,18 @@ class MetaPagePublisher:
             return None
         raise ReconcileFailed(Retryable(f"more than {RECONCILE_PAGES} pages since the attempt"))
 
+    async def hide(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: MetaPageChannel,
+        credentials: dict[str, Any],
+        external_id: str,
+    ) -> HideOutcome:
+        """Hide a comment on one of the Page's posts (a Page token with
+        `pages_manage_engagement`)."""
+        form = {"is_hidden": "true", "access_token": str(credentials["access_token"])}
+        return await update_comment(client, channel_config.url(external_id), form, external_id)
+
     async def refresh_credentials(
         self,
         client: httpx.AsyncClient,
@@ -196,6 +216,35 @@ class MetaPagePublisher:
 
 
 # --- wire helpers --------------------------------------------------------------------------------
+
+GraphRefusal = Callable[
+    [httpx.Response, dict[str, Any] | None],
+    RateLimited | NeedsReconnect | Rejected | Unknown | Retryable,
+]
+
+
+async def update_comment(
+    client: httpx.AsyncClient,
+    url: str,
+    form: dict[str, str],
+    external_id: str,
+    *,
+    headers: dict[str, str] | None = None,
+    refusal: GraphRefusal | None = None,
+) -> HideOutcome:
+    """A comment node update that hides it, answered `{"success": true}`. Sending it again sets
+    the same state, so an open outcome (no answer, a 5xx, "unknown error") is `Retryable`."""
+    try:
+        response = await client.post(url, data=form, headers=headers)
+    except httpx.TransportError as exc:
+        return Retryable(f"hide {external_id}: {type(exc).__name__}: {exc}")
+    body = _json_object(response)
+    if response.is_success and body is not None:
+        if body.get("success") is True:
+            return Hidden(external_id)
+        return Retryable(f"hide {external_id}: HTTP {response.status_code} without success")
+    outcome = (refusal or _refusal)(response, body)
+    return Retryable(outcome.reason) if isinstance(outcome, Unknown) else outcome
 
 
 def _edge(config: MetaPageChannel, request: PublishRequest) -> str:
