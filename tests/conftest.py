@@ -69,6 +69,7 @@ async def services(stack: SessionStack) -> AsyncIterator[dict[str, ServiceProces
         env["SMM_INGEST_SOURCE_LEASE_S"] = "15"
         env["SMM_PUBLISHER_DISPATCH_LEASE_S"] = "4"
         env["SMM_PUBLISHER_NETWORK_TIMEOUT_S"] = "2"
+        env["SMM_INBOX_SLA_TICK_S"] = "0.5"
         procs[name] = ServiceProcess(name, env, port, stack.logs / f"{name}.log")
         procs[name].start()
     try:

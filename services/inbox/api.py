@@ -2,8 +2,6 @@
 conversation detail, and every action (status, assignment, claims, tags, notes, replies, hiding,
 bulk). Everything is scoped to the caller's tenant."""
 
-from __future__ import annotations
-
 import base64
 import binascii
 import json

@@ -28,8 +28,10 @@ class _Model(BaseModel):
 
 
 class SlaTarget(_Model):
-    first_response_minutes: Annotated[int, Field(gt=0, le=60 * 24 * 30)]
-    next_response_minutes: Annotated[int, Field(gt=0, le=60 * 24 * 30)]
+    """Minutes to answer; fractions are allowed (0.5 = 30 seconds)."""
+
+    first_response_minutes: Annotated[float, Field(gt=0, le=60 * 24 * 30)]
+    next_response_minutes: Annotated[float, Field(gt=0, le=60 * 24 * 30)]
 
 
 DEFAULT_SLA_TARGETS: dict[PriorityLevel, SlaTarget] = {

@@ -54,6 +54,28 @@ async def existing_item_ids(conn: Connection, ids: Sequence[uuid.UUID]) -> set[u
     return {r["id"] for r in rows}
 
 
+async def thread_roots(
+    conn: Connection, tenant_id: str, parents: set[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], str]:
+    """The thread root of each known (brand, network, external id)."""
+    if not parents:
+        return {}
+    keys = sorted(parents)
+    rows = await conn.fetch(
+        """
+        SELECT i.brand_id, i.network, i.external_id, i.thread_root_id
+        FROM unnest($2::text[], $3::text[], $4::text[]) AS k(brand_id, network, external_id)
+        JOIN items i ON i.tenant_id = $1 AND i.brand_id = k.brand_id AND i.network = k.network
+                    AND i.external_id = k.external_id
+        """,
+        tenant_id,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+    )
+    return {(r["brand_id"], r["network"], r["external_id"]): r["thread_root_id"] for r in rows}
+
+
 async def insert_items(conn: Connection, items: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
     """Store new items with their triage and rule results; returns the ids actually stored (an
     item already stored is left as it is). Conversation fields are copied by `sync_items`."""

@@ -480,8 +480,26 @@ async def _receive_for_tenant(
     _, ruleset = await RULES.rules(conn, tenant_id)
     teams = await roster(conn, tenant_id)
     arrivals: list[_Arrival] = []
-    for e in sorted(received, key=lambda e: (e.payload.created_at, str(e.payload.mention_id))):
+    ordered = sorted(received, key=lambda e: (e.payload.created_at, str(e.payload.mention_id)))
+    # A reply names its parent; some networks (and relays) give the parent as the root. The
+    # thread's real root is the parent's root when the inbox already knows the parent.
+    roots = await repository.thread_roots(
+        conn,
+        tenant_id,
+        {
+            (e.brand_id or "", e.payload.network, p)
+            for e in ordered
+            if (p := e.payload.thread.parent_external_id)
+        },
+    )
+    for e in ordered:
         item = _triaged_item(e, settings[e.brand_id or ""])
+        place = (item["brand_id"], item["network"])
+        if item["parent_external_id"]:
+            item["thread_root_id"] = roots.get(
+                (*place, item["parent_external_id"]), item["thread_root_id"]
+            )
+        roots[(*place, item["external_id"])] = item["thread_root_id"]
         key = repository.ConversationKey(
             tenant_id, item["brand_id"], item["network"], item["thread_root_id"]
         )
