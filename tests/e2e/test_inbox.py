@@ -390,16 +390,18 @@ async def test_assignment_round_robin_rules_and_sla_escalation(
     )
     r = await http.put(
         f"{inbox}/rules",
-        json=[
-            {
-                "id": "refunds",
-                "conditions": [{"type": "text_contains_any", "keywords": ["refund"]}],
-                "actions": [
-                    {"type": "add_tag", "tag": "refund"},
-                    {"type": "set_priority", "priority": 90},
-                ],
-            }
-        ],
+        json={
+            "rules": [
+                {
+                    "id": "refunds",
+                    "conditions": [{"type": "text_contains_any", "keywords": ["refund"]}],
+                    "actions": [
+                        {"type": "add_tag", "tag": "refund"},
+                        {"type": "set_priority", "priority": 90},
+                    ],
+                }
+            ]
+        },
         headers=admin,
     )
     assert r.status_code == 200, r.text
