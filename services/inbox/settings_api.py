@@ -335,7 +335,7 @@ def _invalid(code: str, problems: list[dict[str, str]]) -> ApiError:
 
 
 def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None:
+    if if_match is None or if_match.strip() == "*":
         return None
     # Accept the ETag this API sends ("3", W/"3") as well as the bare version.
     raw = if_match.strip().removeprefix("W/").strip('"')
