@@ -23,13 +23,137 @@ from shared.auth import issue_token
 TENANT = "demo-agency"
 BRAND = "demo-sneakers"
 
-_MENTIONS = [
-    ("@runner_kate", "Just got my new sneakers from @demo_sneakers, so comfy!", "en"),
-    ("@angry_max", "Ordered two weeks ago and still nothing. Where is my refund??", "en"),
-    ("@olga_spb", "Кроссовки отличные, но доставка опять задержалась", "ru"),
-    ("@deal_hunter", "Do you ship to Canada? Want to buy three pairs", "en"),
-    ("@spam_bot_77", "FREE FOLLOWERS click http://spam.example/now", "en"),
+_MENTIONS = [  # handle, text, language, followers
+    ("@runner_kate", "Just got my new sneakers from @demo_sneakers, so comfy!", "en", 2_400),
+    ("@angry_max", "Ordered two weeks ago and still nothing. Where is my refund??", "en", 150),
+    ("@olga_spb", "Кроссовки отличные, но доставка опять задержалась", "ru", 800),
+    ("@deal_hunter", "Do you ship to Canada? Want to buy three pairs", "en", 300),
+    ("@spam_bot_77", "FREE FOLLOWERS click http://spam.example/now", "en", 3),
 ]
+
+
+def _show(items: list[dict[str, Any]]) -> None:
+    """One line per item: level, priority, who has it, when the answer is due, the text."""
+    now = datetime.now(UTC)
+    for item in items:
+        t = item["triage"]
+        due = "-"
+        if item["due_at"]:
+            minutes = (datetime.fromisoformat(item["due_at"]) - now).total_seconds() / 60
+            due = f"due in {minutes:.0f} min"
+        who = item["assignee_id"] or ("spam" if t["spam"] else "unassigned")
+        typer.echo(
+            f"  {t['level']:<7} {t['priority']:>3}  {who:<8} {due:<16}"
+            f" {item['author']['handle'][:16]:<16} {item['text'][:64]}"
+        )
+
+
+async def _setup_inbox(
+    client: httpx.AsyncClient, auth: dict[str, str], reply_channels: dict[str, str]
+) -> None:
+    """Agents, teams, rules and the brand's inbox settings (all idempotent PUTs): angry items go
+    to the escalations lead, the rest round-robin to the care team by language."""
+    inbox = service_url("inbox") + "/api/v1"
+    for member, languages in [("anna", ["en"]), ("boris", ["ru", "en"]), ("lead", ["en", "ru"])]:
+        r = await client.put(
+            f"{inbox}/members/{member}",
+            json={"name": member.title(), "languages": languages, "capacity": 50},
+            headers=auth,
+        )
+        r.raise_for_status()
+    for team, members, strategy in [
+        ("care", ["anna", "boris"], "round_robin"),
+        ("escalations", ["lead"], "least_loaded"),
+    ]:
+        r = await client.put(
+            f"{inbox}/teams/{team}",
+            json={"name": team.title(), "strategy": strategy, "brands": None, "members": members},
+            headers=auth,
+        )
+        r.raise_for_status()
+    rules = [
+        {
+            "id": rule_id,
+            "name": name,
+            "conditions": [condition, {"type": "level_in", "values": ["urgent", "high"]}],
+            "actions": [
+                {"type": "add_tag", "tag": "escalation"},
+                {"type": "assign_team", "team_id": "escalations"},
+            ],
+        }
+        for rule_id, name, condition in [
+            (
+                "angry-to-escalations",
+                "Angry, high-priority mentions go to the escalations lead",
+                {"type": "sentiment_in", "values": ["negative"]},
+            ),
+            (
+                "complaints-to-escalations",
+                "High-priority complaints go to the escalations lead",
+                {"type": "intent_in", "values": ["complaint"]},
+            ),
+        ]
+    ] + [
+        {
+            "id": "spam-tag",
+            "name": "Tag spam",
+            "conditions": [{"type": "spam_is", "value": True}],
+            "actions": [{"type": "add_tag", "tag": "spam"}],
+        },
+    ]
+    r = await client.put(f"{inbox}/rules", json={"rules": rules}, headers=auth)
+    r.raise_for_status()
+    r = await client.put(
+        f"{inbox}/brands/{BRAND}/settings",
+        json={
+            "time_zone": "Europe/Berlin",
+            "vip_authors": ["@runner_kate"],
+            "reply_channels": reply_channels,
+        },
+        headers=auth,
+    )
+    r.raise_for_status()
+
+
+async def _reply_to_most_urgent(auth: dict[str, str], channel_id: str) -> None:
+    """The lead answers the most urgent sandbox mention; the publisher posts the reply to the
+    sandbox and the inbox records the first response time."""
+    inbox = service_url("inbox") + "/api/v1"
+    lead = {
+        "Authorization": "Bearer "
+        + issue_token(load_secrets().auth_secret, tenant_id=TENANT, role="agent", subject="lead")
+    }
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        await _setup_inbox(client, auth, {"mastodon": channel_id})
+        page = await client.get(
+            f"{inbox}/items",
+            params={"brand_id": BRAND, "network": "mastodon", "sort": "priority", "limit": 1},
+            headers=auth,
+        )
+        page.raise_for_status()
+        (top,) = page.json()["items"]
+        reply = await client.post(
+            f"{inbox}/items/{top['id']}/replies",
+            json={"text": "So sorry about this! We are on it, check your DMs."},
+            headers=lead,
+        )
+        reply.raise_for_status()
+        deadline = time.monotonic() + 30
+        detail: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            detail = (await client.get(f"{inbox}/items/{top['id']}", headers=auth)).json()
+            if detail["replies"][-1]["status"] != "requested":
+                break
+            await asyncio.sleep(0.2)
+    outcome = detail["replies"][-1]
+    typer.echo(f"\nThe lead answered the most urgent sandbox mention ({top['text'][:50]!r}):")
+    typer.echo(
+        f"  reply {outcome['status']} as sandbox status {outcome['external_id']};"
+        f" first response after {detail['conversation']['first_response_s'] or 0:.0f}s;"
+        f" conversation now {detail['conversation']['status']}"
+    )
+    if outcome["status"] != "published":
+        raise typer.Exit(code=1)
 
 
 def _signed_body(secret: str, mentions: list[dict[str, Any]]) -> tuple[bytes, dict[str, str]]:
@@ -50,6 +174,7 @@ async def run() -> None:
         )
         if brand.status_code not in (201, 409):  # 409: an earlier demo made it
             brand.raise_for_status()
+        await _setup_inbox(client, auth, {})
         created = await client.post(
             f"{ingest}/api/v1/sources",
             json={"brand_id": BRAND, "name": "Demo reviews relay"},
@@ -64,11 +189,11 @@ async def run() -> None:
                 "external_id": f"demo-{run_id}-{i}",
                 "text": text,
                 "language": lang,
-                "author": {"id": handle, "handle": handle, "followers": 10 ** (i + 1)},
+                "author": {"id": handle, "handle": handle, "followers": followers},
                 "created_at": (now - timedelta(minutes=5 - i)).isoformat(),
                 "url": f"https://social.example/{handle.strip('@')}/{run_id}{i}",
             }
-            for i, (handle, text, lang) in enumerate(_MENTIONS)
+            for i, (handle, text, lang, followers) in enumerate(_MENTIONS)
         ]
         body, headers = _signed_body(source["signing_secret"], mentions)
         started = time.monotonic()
@@ -80,7 +205,10 @@ async def run() -> None:
         items: list[dict[str, Any]] = []
         while time.monotonic() - started < 10:
             page = await client.get(
-                f"{inbox}/api/v1/items", params={"brand_id": BRAND, "limit": 50}, headers=auth
+                f"{inbox}/api/v1/items",
+                # Webhook relays arrive as network "generic"; earlier demo runs' items stay.
+                params={"brand_id": BRAND, "network": "generic", "limit": 200},
+                headers=auth,
             )
             items = [i for i in page.json()["items"] if i["external_id"] in wanted]
             if len(items) == len(wanted):
@@ -89,13 +217,13 @@ async def run() -> None:
         elapsed = time.monotonic() - started
     typer.echo(f"\nDemo: tenant {TENANT!r}, brand {BRAND!r}, webhook source {source['id']}")
     typer.echo(f"Posted {len(mentions)} signed mentions to ingest: {posted.json()}")
-    typer.echo(f"{len(items)} of them are in the inbox after {elapsed:.2f}s (newest first):")
-    for item in items:
-        typer.echo(f"  {item['created_at'][:19]}  {item['author']['handle']:<14} {item['text']}")
+    typer.echo(f"{len(items)} of them are in the inbox after {elapsed:.2f}s, most urgent first:")
+    _show(sorted(items, key=lambda i: -i["triage"]["priority"]))
     if len(items) != len(wanted):
         raise typer.Exit(code=1)
     brand_account = await _sandbox_traffic(auth, run_id)
-    await _scheduled_posts(auth, brand_account)
+    channel_id = await _scheduled_posts(auth, brand_account)
+    await _reply_to_most_urgent(auth, channel_id)
     typer.echo("\nTry it yourself:")
     typer.echo(f"  export TOKEN=$(smm token issue --tenant {TENANT} --role agent)")
     typer.echo(
@@ -183,17 +311,39 @@ async def _sandbox_traffic(auth: dict[str, str], run_id: str) -> dict[str, Any]:
                 break
             await asyncio.sleep(1)
     typer.echo(
-        f"{len(seen)} sandbox mentions in the inbox after {time.monotonic() - started:.0f}s, e.g.:"
+        f"{len(seen)} sandbox mentions in the inbox after {time.monotonic() - started:.0f}s;"
+        " the top of the agents' view (open items, most urgent first):"
     )
-    for item in seen[:5]:
-        typer.echo(f"  {item['author']['handle']:<22} {item['text'][:90]}")
+    lags = [
+        (datetime.fromisoformat(i["received_at"]) - datetime.fromisoformat(i["created_at"]))
+        for i in seen
+    ]
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        top = await client.get(
+            f"{inbox}/api/v1/items",
+            params={
+                "brand_id": BRAND,
+                "network": "mastodon",
+                "status": ["new", "open"],
+                "sort": "priority",
+                "limit": 5,
+            },
+            headers=auth,
+        )
+        top.raise_for_status()
+    _show(top.json()["items"])
+    typer.echo(
+        f"From the sandbox posting to triaged and assigned in the inbox: median"
+        f" {sorted(lags)[len(lags) // 2].total_seconds():.1f}s, at most"
+        f" {max(lags).total_seconds():.1f}s (ingest polls every 10 s)."
+    )
     typer.echo(f"Stop the traffic: curl -X DELETE {sandbox}/sandbox/traffic\n")
     if not seen:
         raise typer.Exit(code=1)
     return dict(brand_account)
 
 
-async def _scheduled_posts(auth: dict[str, str], account: dict[str, Any]) -> None:
+async def _scheduled_posts(auth: dict[str, str], account: dict[str, Any]) -> str:
     """Three approved posts scheduled a few seconds apart in the brand's zone, published to the
     sandbox by the publisher's dispatcher; shows how late each went out."""
     publisher, sandbox = service_url("publisher"), sandbox_url()
@@ -266,3 +416,4 @@ async def _scheduled_posts(auth: dict[str, str], account: dict[str, Any]) -> Non
         typer.echo(f"  {post['status']:<10} {late:<22} {delivery['url'] or delivery['last_error']}")
     if any(p["status"] != "published" for p in done):
         raise typer.Exit(code=1)
+    return str(channel.json()["id"])

@@ -189,6 +189,9 @@ DEFAULT_POLICIES: dict[str, RatePolicy] = {
     ),
     "webhook": RatePolicy(),
 }
+# The Meta Page channel's adapter is network "meta" (mentions heard on Facebook say "facebook"):
+# both names pace against the Page's budget.
+DEFAULT_POLICIES["meta"] = DEFAULT_POLICIES["facebook"]
 
 
 @dataclass(slots=True)

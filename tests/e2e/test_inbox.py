@@ -120,16 +120,19 @@ async def test_a_thread_is_one_conversation_that_reopens_when_the_author_writes_
     detail = await _conversation(http, inbox, admin, cid)
     conv = detail["conversation"]
     assert [i["external_id"] for i in detail["items"]] == ["t-1", "t-2"]
-    assert conv["status"] == "new" and conv["item_count"] == 2
+    assert conv["status"] == "new"
+    assert conv["item_count"] == 2
     # The default policy (no brand settings): a first response is due, counted around the clock.
-    assert conv["sla_state"] == "ok" and conv["sla_kind"] == "first"
+    assert conv["sla_state"] == "ok"
+    assert conv["sla_kind"] == "first"
     assert items["t-1"]["due_at"] == conv["due_at"] is not None
 
     r = await http.post(
         f"{inbox}/items/{items['t-1']['id']}/status", json={"status": "closed"}, headers=admin
     )
     assert r.status_code == 200, r.text
-    assert r.json()["status"] == "closed" and r.json()["due_at"] is None
+    assert r.json()["status"] == "closed"
+    assert r.json()["due_at"] is None
     for i in await _items(http, inbox, admin):
         assert i["status"] == "closed"
 
@@ -145,7 +148,8 @@ async def test_a_thread_is_one_conversation_that_reopens_when_the_author_writes_
         return c if c["status"] == "open" else {}
 
     conv = await wait_until(reopened, timeout_s=15, what="the conversation to reopen")
-    assert conv["item_count"] == 3 and conv["sla_state"] == "ok"
+    assert conv["item_count"] == 3
+    assert conv["sla_state"] == "ok"
     activity = (await _conversation(http, inbox, admin, cid))["activity"]
     assert any(
         a["kind"] == "status_changed" and a["detail"].get("reason") == "the author wrote again"
@@ -153,7 +157,8 @@ async def test_a_thread_is_one_conversation_that_reopens_when_the_author_writes_
     )
     events = await events_for(stack.bootstrap, stack.topic(INBOX.name), tenant, 8)
     kinds = [e["type"] for e in events]
-    assert kinds.count("item.created") == 3 and kinds.count("item.triaged") == 3
+    assert kinds.count("item.created") == 3
+    assert kinds.count("item.triaged") == 3
     changes = [e["payload"] for e in events if e["type"] == "item.status_changed"]
     assert [(c["previous_status"], c["status"]) for c in changes][:2] == [
         ("new", "closed"),
@@ -190,7 +195,8 @@ async def test_snooze_wakes_the_conversation_and_bad_actions_change_nothing(
     r = await http.post(
         url, json={"status": "snoozed", "snoozed_until": until.isoformat()}, headers=admin
     )
-    assert r.status_code == 200 and r.json()["status"] == "snoozed", r.text
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "snoozed", r.text
 
     async def awake() -> Json:
         i = (await _items(http, inbox, admin))[0]
@@ -214,7 +220,8 @@ async def test_tags_notes_and_bulk_actions(
     r = await http.post(
         f"{inbox}/items/{first}/tags", json={"add": ["vip", "shipping"]}, headers=admin
     )
-    assert r.status_code == 200 and r.json()["tags"] == ["vip", "shipping"], r.text
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == ["vip", "shipping"], r.text
     r = await http.post(f"{inbox}/items/{first}/tags", json={"remove": ["vip"]}, headers=admin)
     assert r.json()["tags"] == ["shipping"]
     assert [i["external_id"] for i in await _items(http, inbox, admin, tag="shipping")] == ["b-0"]
@@ -262,7 +269,8 @@ async def test_claims_keep_two_agents_from_answering_the_same_item(
     ann, bob = agent(stack, tenant, "ann"), agent(stack, tenant, "bob")
     claim = f"{inbox}/items/{item['id']}/claim"
     r = await http.post(claim, headers=ann)
-    assert r.status_code == 200 and r.json()["outcome"] == "claimed", r.text
+    assert r.status_code == 200, r.text
+    assert r.json()["outcome"] == "claimed", r.text
     # Both at once: exactly one of them holds it.
     results = await asyncio.gather(http.post(claim, headers=bob), http.post(claim, headers=ann))
     assert [x.status_code for x in results] == [409, 200]
@@ -274,11 +282,13 @@ async def test_claims_keep_two_agents_from_answering_the_same_item(
         json={"text": "Sure!", "channel_id": channel},
         headers=bob,
     )
-    assert r.status_code == 409 and r.json()["claimed_by"] == "ann"
+    assert r.status_code == 409
+    assert r.json()["claimed_by"] == "ann"
     assert (await http.delete(claim, headers=bob)).status_code == 409
     assert (await http.delete(claim, headers=ann)).status_code == 200
     r = await http.post(claim, headers=bob)
-    assert r.status_code == 200 and r.json()["claimed_by"] == "bob"
+    assert r.status_code == 200
+    assert r.json()["claimed_by"] == "bob"
     # A manager frees an item someone left claimed.
     manager = token(stack.auth_secret, tenant, "manager")
     assert (await http.delete(claim, headers=manager)).status_code == 200
@@ -364,7 +374,8 @@ async def test_list_filters_sorts_and_pages(
                 break
         assert sorted(seen) == ["f-1", "f-2", "f-3", "f-4"], sort
     r = await http.get(f"{inbox}/items", params={"sort": "due", "cursor": "bm9wZQ"}, headers=admin)
-    assert r.status_code == 422 and r.json()["error"] == "invalid_cursor"
+    assert r.status_code == 422
+    assert r.json()["error"] == "invalid_cursor"
     r = await http.get(f"{inbox}/items", params={"status": "archived"}, headers=admin)
     assert r.status_code == 422
 
@@ -414,14 +425,17 @@ async def test_assignment_round_robin_rules_and_sla_escalation(
     await _post(http, services, source, mention("r-refund", "I need a refund for my order"))
     items = await _arrived(http, inbox, admin, {"r-0", "r-1", "r-2", "r-3", "r-refund"})
     refund = items["r-refund"]
-    assert refund["tags"] == ["refund"] and refund["rule_ids"] == ["refunds"]
-    assert refund["triage"]["priority"] == 90 and refund["triage"]["level"] == "urgent"
+    assert refund["tags"] == ["refund"]
+    assert refund["rule_ids"] == ["refunds"]
+    assert refund["triage"]["priority"] == 90
+    assert refund["triage"]["level"] == "urgent"
     assert refund["triage"]["signals"][0]["name"] == "rule"
     owners = [i["assignee_id"] for i in items.values()]
     assert sorted(owners) == ["ann", "ann", "ann", "bob", "bob"]  # fair: 3 and 2 in turn
     assert all(i["team_id"] == "care" for i in items.values())
     mine = await _items(http, inbox, agent(stack, tenant, "ann"), assignee_id="me")
-    assert {i["assignee_id"] for i in mine} == {"ann"} and len(mine) == 3
+    assert {i["assignee_id"] for i in mine} == {"ann"}
+    assert len(mine) == 3
 
     # 3 seconds later every first response is overdue: breached, one level up, handed over.
     async def breached() -> dict[str, Json]:
@@ -517,14 +531,18 @@ async def test_a_reply_goes_out_through_the_publisher_and_its_outcome_comes_back
 
     done = await wait_until(settled, timeout_s=30, what="both replies to settle")
     ok, failed = done[item["external_id"]], done["ghost-1"]
-    assert ok["replies"][0]["status"] == "published" and ok["replies"][0]["external_id"]
+    assert ok["replies"][0]["status"] == "published"
+    assert ok["replies"][0]["external_id"]
     assert ok["conversation"]["first_response_s"] is not None
-    assert ok["conversation"]["sla_state"] == "met" and ok["conversation"]["status"] == "pending"
+    assert ok["conversation"]["sla_state"] == "met"
+    assert ok["conversation"]["status"] == "pending"
     context = await http.get(f"{sandbox}/api/v1/statuses/{status.json()['id']}/context")
     assert ok["replies"][0]["external_id"] in {s["id"] for s in context.json()["descendants"]}
-    assert failed["replies"][0]["status"] == "failed" and failed["replies"][0]["error"]
+    assert failed["replies"][0]["status"] == "failed"
+    assert failed["replies"][0]["error"]
     assert failed["conversation"]["status"] == "open"  # back in the queue, with why on the item
     events = await events_for(stack.bootstrap, stack.topic(INBOX.name), tenant, 12)
     replied = [e["payload"] for e in events if e["type"] == "item.replied"]
-    assert replied and replied[0]["reply_external_id"] == ok["replies"][0]["external_id"]
+    assert replied
+    assert replied[0]["reply_external_id"] == ok["replies"][0]["external_id"]
     assert replied[0]["first_response_s"] == ok["conversation"]["first_response_s"]

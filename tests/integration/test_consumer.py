@@ -14,8 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from faststream.kafka import KafkaBroker
 
-from services.inbox.handlers import triage_of
-from services.inbox.repository import insert_items
+from services.inbox.workflow import receive
 from shared.consumer import IdempotentBatchConsumer, Record
 from shared.db import Connection, create_pool
 from shared.events import Author, MentionPayload, MentionReceived, Thread, envelope_for
@@ -84,7 +83,7 @@ async def test_the_same_batch_delivered_twice_changes_nothing(
 
     async def effect(conn: Connection, events: Sequence[MentionReceived]) -> None:
         applied.append(len(events))
-        await insert_items(conn, events, [triage_of(e) for e in events])
+        await receive(conn, events)
 
     consumer = IdempotentBatchConsumer[MentionReceived](
         name=f"test.{tenant}",
@@ -112,7 +111,7 @@ async def test_a_failing_event_is_retried_then_dead_lettered_and_the_rest_applie
             tries[e.payload.text] = tries.get(e.payload.text, 0) + 1
             if e.payload.text == "boom":
                 raise ValueError("cannot triage 'boom'")
-        await insert_items(conn, events, [triage_of(e) for e in events])
+        await receive(conn, events)
 
     consumer = IdempotentBatchConsumer[MentionReceived](
         name=f"test.{tenant}",
