@@ -1,10 +1,13 @@
 """Measures inbox triage options (sentiment, intent, spam) on our en/ru evaluation set.
 
-Run `python -m bench.triage`. Writes bench/results/triage.json and the table in docs/triage.md.
+Run `python -m bench.triage`. Writes bench/results/triage.json and the tables in docs/triage.md;
+`--results PATH --no-doc` keeps a snapshot (bench/results/triage_before.json is the classifier as it
+was before issue #5, measured on holdout2 before the lexicon changed).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import importlib.metadata
 import json
@@ -25,6 +28,7 @@ DOC = ROOT / "docs" / "triage.md"
 TABLE_START = "<!-- bench.triage:table -->"
 TABLE_END = "<!-- /bench.triage:table -->"
 LABELS = ("sentiment", "intent", "spam")
+SPLITS = ("tuning", "holdout", "holdout2")
 # A throughput figure from less than this much work is mostly timer noise.
 MIN_TIMED_SECONDS = 1.0
 
@@ -109,16 +113,26 @@ def load_eval_set() -> list[dict[str, Any]]:
         return [json.loads(line) for line in lines if line.strip()]
 
 
-def macro_f1(gold: Sequence[object], predicted: Sequence[object]) -> float:
-    classes = sorted({str(g) for g in gold})
-    scores: list[float] = []
-    for cls in classes:
+def per_class(gold: Sequence[object], predicted: Sequence[object]) -> dict[str, dict[str, float]]:
+    """Precision, recall and F1 for every class present in the gold labels."""
+    out: dict[str, dict[str, float]] = {}
+    for cls in sorted({str(g) for g in gold}):
         tp = sum(1 for g, p in zip(gold, predicted, strict=True) if str(g) == cls == str(p))
         fp = sum(1 for g, p in zip(gold, predicted, strict=True) if str(p) == cls != str(g))
         fn = sum(1 for g, p in zip(gold, predicted, strict=True) if str(g) == cls != str(p))
         denominator = 2 * tp + fp + fn
-        scores.append(2 * tp / denominator if denominator else 0.0)
-    return sum(scores) / len(scores)
+        out[cls] = {
+            "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
+            "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
+            "f1": round(2 * tp / denominator, 4) if denominator else 0.0,
+            "support": tp + fn,
+        }
+    return out
+
+
+def macro_f1(gold: Sequence[object], predicted: Sequence[object]) -> float:
+    classes = per_class(gold, predicted)
+    return sum(c["f1"] for c in classes.values()) / len(classes)
 
 
 def score(items: Sequence[dict[str, Any]], predictions: Sequence[Prediction]) -> dict[str, Any]:
@@ -127,7 +141,11 @@ def score(items: Sequence[dict[str, Any]], predictions: Sequence[Prediction]) ->
         gold = [item[label] for item in items]
         got = [prediction[label] for prediction in predictions]
         accuracy = sum(g == p for g, p in zip(gold, got, strict=True)) / len(gold)
-        out[label] = {"accuracy": round(accuracy, 4), "macro_f1": round(macro_f1(gold, got), 4)}
+        out[label] = {
+            "accuracy": round(accuracy, 4),
+            "macro_f1": round(macro_f1(gold, got), 4),
+            "per_class": per_class(gold, got),
+        }
     return out
 
 
@@ -135,7 +153,7 @@ def measure(candidate: Candidate, items: Sequence[dict[str, Any]]) -> dict[str, 
     predict = candidate.build()
     per_language: dict[str, Any] = {}
     for language in sorted({item["language"] for item in items}):
-        for split in ("tuning", "holdout"):
+        for split in SPLITS:
             subset = [i for i in items if i["language"] == language and i["split"] == split]
             predictions = [predict(i["text"], language) for i in subset]
             per_language[f"{language}/{split}"] = score(subset, predictions)
@@ -173,13 +191,49 @@ def markdown_table(results: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+PER_CLASS_START = "<!-- bench.triage:per-class -->"
+PER_CLASS_END = "<!-- /bench.triage:per-class -->"
+# The honest split; per-class figures elsewhere would only repeat what the lexicon was tuned on.
+PER_CLASS_SPLIT = "holdout2"
+
+
+def per_class_table(results: dict[str, Any]) -> str:
+    """Per-class F1 (recall in brackets) of the chosen option on the honest split."""
+    entry = results["candidates"][0]
+    head = f"| {entry['name']} | " + " | ".join(f"{k} F1 (recall) per class" for k in LABELS) + " |"
+    rows = [head, "|---|---|---|---|"]
+    for key, labels in entry["by_language_and_split"].items():
+        if not key.endswith("/" + PER_CLASS_SPLIT):
+            continue
+        cells = [
+            ", ".join(
+                f"{cls} {c['f1']:.2f} ({c['recall']:.2f}, n={c['support']})"
+                for cls, c in labels[k]["per_class"].items()
+            )
+            for k in LABELS
+        ]
+        rows.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _replace_block(text: str, start_marker: str, end_marker: str, body: str) -> str:
+    start, end = text.index(start_marker) + len(start_marker), text.index(end_marker)
+    return text[:start] + "\n" + body + "\n" + text[end:]
+
+
 def update_doc(results: dict[str, Any]) -> None:
     text = DOC.read_text(encoding="utf-8")
-    start, end = text.index(TABLE_START) + len(TABLE_START), text.index(TABLE_END)
-    DOC.write_text(text[:start] + "\n" + markdown_table(results) + "\n" + text[end:], "utf-8")
+    text = _replace_block(text, TABLE_START, TABLE_END, markdown_table(results))
+    if PER_CLASS_START in text:
+        text = _replace_block(text, PER_CLASS_START, PER_CLASS_END, per_class_table(results))
+    DOC.write_text(text, "utf-8")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument("--no-doc", action="store_true", help="leave docs/triage.md alone")
+    args = parser.parse_args()
     items = load_eval_set()
     results = {
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -189,10 +243,15 @@ def main() -> None:
         "eval_items": len(items),
         "candidates": [measure(candidate, items) for candidate in CANDIDATES],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    update_doc(results)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(
+        json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    if not args.no_doc:
+        update_doc(results)
     print(markdown_table(results))
+    print()
+    print(per_class_table(results))
 
 
 if __name__ == "__main__":
