@@ -7,6 +7,7 @@ Pure and deterministic (no I/O, no model download), so handlers and the API can 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -119,7 +120,6 @@ _EN_WORDS: dict[str, float] = {
     "enjoyed": 2.0,
     "cool": 1.5,
     "works": 0.3,
-    "win": 0.5,
     "bad": -2.0,
     "terrible": -2.5,
     "awful": -2.5,
@@ -160,6 +160,190 @@ _EN_WORDS: dict[str, float] = {
     "pending": -0.5,
     "hangs": -1.0,
     "garbage": -2.5,
+    "comfy": 2.0,
+    "comfortable": 1.5,
+    "cozy": 1.5,
+    "cosy": 1.5,
+    "lovely": 2.0,
+    "gorgeous": 2.5,
+    "pleased": 2.0,
+    "delighted": 2.5,
+    "thrilled": 2.5,
+    "stoked": 2.5,
+    "satisfied": 2.0,
+    "helpful": 2.0,
+    "friendly": 1.5,
+    "polite": 1.5,
+    "kind": 1.0,
+    "honest": 1.0,
+    "legend": 2.0,
+    "legends": 2.0,
+    "legendary": 2.5,
+    "outstanding": 2.5,
+    "flawless": 2.5,
+    "stellar": 2.5,
+    "solid": 1.0,
+    "decent": 1.0,
+    "obsessed": 2.0,
+    "favourite": 2.0,
+    "favorite": 2.0,
+    "fav": 2.0,
+    "fave": 2.0,
+    "yummy": 2.0,
+    "delicious": 2.5,
+    "tasty": 2.0,
+    "quick": 1.0,
+    "quickly": 1.0,
+    "early": 1.0,
+    "respect": 1.5,
+    "props": 1.5,
+    "kudos": 2.0,
+    "bravo": 1.5,
+    "wow": 1.0,
+    "epic": 2.0,
+    "dope": 2.0,
+    "gem": 2.0,
+    "stunning": 2.5,
+    "lit": 1.5,
+    "banger": 2.0,
+    "reliable": 1.5,
+    "sturdy": 1.5,
+    "handy": 1.5,
+    "easy": 1.0,
+    "cute": 1.5,
+    "adorable": 2.0,
+    "fun": 1.5,
+    "hero": 2.0,
+    "heroes": 2.0,
+    "rocks": 1.5,
+    "grateful": 2.0,
+    "thankful": 2.0,
+    "thx": 1.5,
+    "ty": 1.5,
+    "tysm": 2.0,
+    "thnx": 1.5,
+    "loves": 2.0,
+    "luv": 2.0,
+    "lovin": 2.0,
+    "legit": 1.5,
+    "goated": 2.5,
+    "elite": 2.0,
+    "iconic": 2.0,
+    "saved": 1.5,
+    "recommended": 2.0,
+    "recommends": 2.0,
+    "recomend": 2.0,
+    "reccomend": 2.0,
+    "reccommend": 2.0,
+    "awsome": 2.5,
+    "fixed": 1.0,
+    "solved": 1.0,
+    "resolved": 1.0,
+    "exceeded": 1.5,
+    "fresh": 1.0,
+    "clean": 1.0,
+    "gud": 1.5,
+    "gr8": 2.0,
+    "magic": 1.5,
+    "blessed": 1.5,
+    "proud": 1.5,
+    "congrats": 1.5,
+    "damaged": -2.0,
+    "soaked": -1.5,
+    "died": -1.5,
+    "dead": -1.5,
+    "wrong": -1.5,
+    "missing": -1.5,
+    "empty": -1.0,
+    "delay": -1.0,
+    "delayed": -1.5,
+    "stuck": -1.5,
+    "frozen": -1.0,
+    "blocked": -1.5,
+    "overcharged": -2.5,
+    "ghosted": -2.0,
+    "ignored": -2.0,
+    "ignoring": -2.0,
+    "ignores": -2.0,
+    "dirty": -2.0,
+    "burnt": -1.5,
+    "trash": -2.5,
+    "joke": -1.5,
+    "furious": -3.0,
+    "mad": -2.0,
+    "pissed": -2.5,
+    "fuming": -2.5,
+    "livid": -3.0,
+    "frustrated": -2.0,
+    "frustrating": -2.0,
+    "disgusting": -3.0,
+    "gross": -2.0,
+    "nightmare": -2.5,
+    "mess": -1.5,
+    "shrank": -1.5,
+    "shrunk": -1.5,
+    "ripped": -1.5,
+    "torn": -1.5,
+    "broke": -2.0,
+    "leaking": -1.5,
+    "faulty": -2.0,
+    "defective": -2.5,
+    "error": -1.0,
+    "buggy": -2.0,
+    "glitchy": -2.0,
+    "laggy": -2.0,
+    "freezes": -1.5,
+    "fails": -1.5,
+    "failed": -1.5,
+    "fail": -1.5,
+    "ruined": -2.5,
+    "worse": -2.0,
+    "pathetic": -2.5,
+    "shameful": -2.5,
+    "absurd": -2.0,
+    "overpriced": -2.0,
+    "overrated": -1.5,
+    "ripoff": -2.5,
+    "scammed": -3.0,
+    "cheated": -2.5,
+    "misleading": -2.0,
+    "lied": -2.0,
+    "meh": -1.0,
+    "wtf": -2.0,
+    "smh": -1.5,
+    "disappointment": -2.5,
+    "regret": -1.5,
+    "unhappy": -2.0,
+    "upset": -2.0,
+    "sad": -1.5,
+    "annoyed": -2.0,
+    "waste": -2.0,
+    "wasted": -2.0,
+    "incompetent": -2.5,
+    "unprofessional": -2.5,
+    "unreliable": -2.0,
+    "dissapointed": -2.5,
+    "disapointed": -2.5,
+    "dissapointing": -2.5,
+    "terible": -2.5,
+    "horible": -2.5,
+    "refuses": -1.5,
+    "refused": -1.5,
+    "problem": -1.0,
+    "problems": -1.0,
+    "issue": -0.5,
+    "issues": -0.5,
+    "hated": -2.5,
+    "hates": -2.5,
+    "unusable": -2.5,
+    "crashes": -2.0,
+    "lose": -1.0,
+    "losing": -1.0,
+    "unanswered": -1.5,
+    "seriously": -0.5,
+    "disaster": -2.5,
+    "insane": -1.0,
+    "hell": -1.5,
 }
 _RU_STEMS: dict[str, float] = {
     "обожа": 2.0,
@@ -222,6 +406,128 @@ _RU_STEMS: dict[str, float] = {
     "отписал": -1.5,
     "бесит": -2.5,
     "жду": -0.5,
+    "приятн": 1.5,
+    "шикарн": 2.5,
+    "норм": 1.0,
+    "помог": 1.5,
+    "респект": 2.0,
+    "бомб": 2.0,
+    "сказк": 2.0,
+    "годн": 2.0,
+    "годнот": 2.0,
+    "чётк": 1.5,
+    "четк": 1.5,
+    "приветлив": 2.0,
+    "внимательн": 1.5,
+    "вкусн": 2.0,
+    "уютн": 2.0,
+    "надёжн": 1.5,
+    "надежн": 1.5,
+    "счастлив": 2.0,
+    "восхищ": 2.5,
+    "комфорт": 1.5,
+    "любим": 2.0,
+    "ценю": 1.5,
+    "спс": 1.5,
+    "пасиб": 1.5,
+    "мерси": 1.5,
+    "качествен": 1.5,
+    "оперативн": 2.0,
+    "профессионал": 2.0,
+    "великолепн": 2.5,
+    "замечательн": 2.5,
+    "чудесн": 2.0,
+    "потрясающ": 2.5,
+    "шедевр": 2.5,
+    "обалден": 2.5,
+    "офиген": 2.5,
+    "клёв": 2.0,
+    "клев": 2.0,
+    "зачёт": 1.5,
+    "зачет": 1.5,
+    "браво": 1.5,
+    "решил": 1.0,
+    "починил": 1.0,
+    "починят": 1.0,
+    "радост": 2.0,
+    "рада": 1.5,
+    "рады": 1.5,
+    "доволь": 2.0,
+    "милы": 1.5,
+    "мил": 1.0,
+    "летает": 1.5,
+    "мят": -1.5,
+    "мокр": -1.0,
+    "игнор": -2.0,
+    "издевательств": -2.5,
+    "издева": -2.5,
+    "нахам": -2.0,
+    "хамят": -2.0,
+    "хамил": -2.0,
+    "бракован": -2.5,
+    "порвал": -2.0,
+    "рвут": -1.5,
+    "тормоз": -2.0,
+    "лага": -2.0,
+    "глюч": -2.0,
+    "зависа": -2.0,
+    "виснет": -2.0,
+    "молч": -2.0,
+    "отвратит": -3.0,
+    "отвратн": -3.0,
+    "мерзк": -2.5,
+    "позор": -2.5,
+    "днище": -2.5,
+    "капец": -2.0,
+    "раздража": -2.0,
+    "беси": -2.5,
+    "обидн": -1.5,
+    "фейк": -2.0,
+    "развод": -2.0,
+    "обсчита": -2.0,
+    "переплат": -1.5,
+    "задерж": -1.5,
+    "опозда": -1.5,
+    "потеря": -1.5,
+    "поломк": -1.5,
+    "неправильн": -1.5,
+    "перепута": -1.5,
+    "испорт": -2.5,
+    "гряз": -1.5,
+    "холодн": -1.0,
+    "цирк": -2.0,
+    "клоун": -2.0,
+    "ненавиж": -3.0,
+    "никак": -1.5,
+    "проблем": -1.0,
+    "пожалел": -1.5,
+    "жалею": -1.5,
+    "пожале": -1.5,
+    "спам": -1.5,
+    "достал": -2.0,
+    "задолбал": -2.5,
+    "надоел": -2.0,
+    "тупо": -1.0,
+    "дерьм": -3.0,
+    "хрен": -1.5,
+    "ужасн": -2.5,
+    "грубо": -2.0,
+    "груб": -2.0,
+    "невкусн": -2.0,
+    "кринж": -1.5,
+    "облом": -2.0,
+    "печаль": -1.5,
+    "грустн": -1.5,
+    "злит": -2.0,
+    "возмущ": -2.5,
+    "безобраз": -2.5,
+    "халтур": -2.5,
+    "кидал": -2.5,
+    "кинул": -1.5,
+    "ошибк": -1.0,
+    "дорог": -1.0,
+    "жуть": -2.0,
+    "жутк": -2.0,
 }
 _EMOJI: dict[str, float] = {
     "😍": 2.0,
@@ -277,6 +583,127 @@ _PHRASES: dict[str, float] = {
     "not even funny": -1.5,
     "третий день": -1.0,
     "third day": -1.0,
+    "до сих пор ничего": -2.0,
+    "до сих пор нет": -1.5,
+    "так и не": -1.5,
+    "still nothing": -2.0,
+    "still waiting": -1.5,
+    "still haven't": -1.5,
+    "still hasn't": -1.5,
+    "nowhere to be found": -1.5,
+    "money back": -1.5,
+    "fell apart": -2.0,
+    "no answer": -1.5,
+    "no reply": -1.5,
+    "no response": -1.5,
+    "not answered": -1.5,
+    "hasn't answered": -1.5,
+    "haven't heard back": -1.5,
+    "nobody replies": -1.5,
+    "nobody knows": -1.0,
+    "for nothing": -1.5,
+    "what's the point": -1.5,
+    "let me down": -2.0,
+    "lets me down": -2.0,
+    "never lets me down": 2.5,
+    "never let me down": 2.5,
+    "no complaints": 2.0,
+    "no issues": 1.5,
+    "zero issues": 1.5,
+    "no problems": 1.5,
+    "no regrets": 1.5,
+    "not going back": 1.0,
+    "above and beyond": 2.5,
+    "game changer": 2.0,
+    "worth every penny": 2.5,
+    "well done": 2.0,
+    "chef's kiss": 2.5,
+    "made my day": 2.5,
+    "glow up": 1.5,
+    "is down": -1.5,
+    "been down": -1.5,
+    "was down": -1.5,
+    "went down": -1.5,
+    "never arrived": -2.0,
+    "didn't arrive": -2.0,
+    "hasn't arrived": -2.0,
+    "never came": -2.0,
+    "never ordering": -2.0,
+    "never buying": -2.0,
+    "never using": -2.0,
+    "never shopping": -2.0,
+    "where is my": -1.5,
+    "where's my": -1.5,
+    "how many times": -1.5,
+    "raised prices": -1.5,
+    "raised the price": -1.5,
+    "customer for life": 2.0,
+    "which is better": 0.0,
+    "quick q": 0.0,
+    "quick question": 0.0,
+    "which one is better": 0.0,
+    "kind of": 0.0,
+    "kinda": 0.0,
+    "где мой": -1.5,
+    "где моя": -1.5,
+    "где мои": -1.5,
+    "сколько можно": -2.0,
+    "было лучше": -2.0,
+    "что лучше": 0.0,
+    "на высшем уровне": 2.5,
+    "на уровне": 1.5,
+    "на высоте": 2.5,
+    "не открывается": -2.0,
+    "не грузится": -2.0,
+    "не пришёл": -1.5,
+    "не пришел": -1.5,
+    "не пришла": -1.5,
+    "не пришли": -1.5,
+    "не приехал": -1.5,
+    "не доставили": -2.0,
+    "не вернули": -2.0,
+    "не отвечают": -1.5,
+    "никто не отвечает": -2.0,
+    "не решен": -1.5,
+    "не решили": -1.5,
+    "не могу": -1.0,
+    "не получается": -1.5,
+    "не тот": -1.5,
+    "не та": -1.5,
+    "не те": -1.5,
+    "ни ногой": -2.0,
+    "деньги на ветер": -2.5,
+    "разводит руками": -1.5,
+    "делают вид": -1.0,
+    "подняли цены": -1.5,
+    "на линии": -1.0,
+    "лежит сайт": -2.0,
+    "сайт лежит": -2.0,
+    "вы серьёзно": -1.5,
+    "вы серьезно": -1.5,
+    "в шоке": -1.0,
+    "в хорошем смысле": 2.5,
+    "ни одной проблемы": 2.0,
+    "без проблем": 1.5,
+    "не жалею": 2.0,
+    "так держать": 2.0,
+    "ни капли не жалею": 2.5,
+    "??": -0.5,
+    "?!": -0.5,
+    "!?": -0.5,
+}
+_RU_WORDS: dict[str, float] = {
+    "фу": -1.5,
+    "жаль": -1.0,
+    "жесть": -1.5,
+    "дно": -2.0,
+    "хватит": -1.5,
+    "топ": 2.0,
+    "имба": 2.0,
+    "пушка": 2.0,
+    "зашквар": -2.0,
+    "вау": 1.0,
+    "ок": 0.5,
 }
 _NEGATORS = frozenset(
     {
@@ -286,68 +713,130 @@ _NEGATORS = frozenset(
         "don't",
         "dont",
         "doesn't",
+        "doesnt",
         "isn't",
+        "isnt",
         "wasn't",
         "won't",
         "can't",
+        "cant",
         "cannot",
         "didn't",
+        "didnt",
         "aren't",
+        "hardly",
+        "zero",
         "не",
         "нет",
         "ни",
         "никогда",
         "ничуть",
+        "без",
     }
 )
 _INTENSIFIERS: dict[str, float] = {
     "very": 1.5,
     "so": 1.3,
+    "sooo": 1.5,
+    "soo": 1.4,
     "really": 1.4,
+    "rly": 1.4,
     "super": 1.5,
     "extremely": 1.8,
     "totally": 1.4,
     "absolutely": 1.6,
+    "too": 1.3,
+    "such": 1.3,
+    "incredibly": 1.6,
+    "highly": 1.5,
+    "truly": 1.3,
+    "completely": 1.5,
     "очень": 1.5,
     "так": 1.3,
+    "такой": 1.3,
+    "такая": 1.3,
     "совсем": 1.4,
     "просто": 1.2,
     "полный": 1.5,
     "абсолютно": 1.6,
     "крайне": 1.8,
+    "реально": 1.3,
+    "жутко": 1.6,
+    "максимально": 1.5,
+    "невероятно": 1.6,
+    "слишком": 1.3,
+    "сильно": 1.3,
 }
+# "X but Y": the part after the contrast carries the verdict (VADER's "but" rule).
+_CONTRAST = frozenset({"but", "though", "however", "но", "однако", "зато"})
+_CONTRAST_BEFORE, _CONTRAST_AFTER = 0.5, 1.5
+# In a brand inbox, praise next to a named problem is usually a complaint with good manners.
+_MIXED_NEGATIVE_WEIGHT = 1.5
+# Enough on their own to turn praise into sarcasm.
+_STRONG_SARCASM_MARKERS = ("/s", "yeah sure", "yeah right", "as if", "ну конечно", "ага, конечно")
 _SARCASM_MARKERS = (
-    "/s",
+    *_STRONG_SARCASM_MARKERS,
     "🙃",
     "🙄",
-    "yeah sure",
-    "yeah right",
+    "😂",
+    "🤡",
     "just great",
     "oh perfect",
     "oh great",
+    "oh nice",
+    "oh lovely",
+    "wow",
     "ну спасибо",
     "ну просто",
+    "ну прям",
     ", ага",
     "ага,",
     "ага.",
     "ну да",
-    "😂",
+    "вот это",
 )
 # A sarcastic compliment praises something nobody would enjoy.
 _BAD_EVENTS = (
     "lost my",
+    "lose ",
     "charging me",
     "charged me",
     "crashed",
+    "crashes",
     "cancels",
     "on hold",
     "delivery' they",
+    "wrong",
+    "twice",
+    "raised prices",
+    "ignored",
     "потеряли",
     "списал",
     "упало",
     "отменяет",
     "на линии",
     "доставка за день",
+    "не тот",
+    "не та ",
+    "перепута",
+    "вылета",
+    "подняли цены",
+    "игнор",
+    "через забор",
+    "другой город",
+)
+
+_RESOLUTIONS = (
+    "fix",
+    "sorted",
+    "solved",
+    "resolved",
+    "refunded",
+    "replaced",
+    "исправ",
+    "починил",
+    "решили",
+    "вернули",
 )
 
 _NEG_NEGATION_SCALE = -0.75  # "not good" is milder than "bad"; "not bad" is milder than "good"
@@ -357,51 +846,98 @@ _LABEL_THRESHOLD = 0.2
 
 _TOKEN_RE = re.compile(r"[#@]?[\w'’]+|[^\w\s]", re.UNICODE)
 _URL_RE = re.compile(r"https?://\S+|www\.\S+|\b\S+\.(?:xyz|top|click|ly|ru|com)/\S*", re.I)
-_CLAUSE_BREAK = frozenset({".", "!", "?", ";", ",", "…", "—"})
+_CLAUSE_BREAK = frozenset({".", "!", "?", ";", ",", "…", "—", ":"})
+_LETTER_RUN_RE = re.compile(r"(\w)\1{2,}")
+# Longest first, so "never lets me down" is taken before "lets me down"; a phrase must not start
+# or end inside a word ("не та" is not "не так"). A plain substring test first keeps this cheap.
+_PHRASE_PATTERNS: tuple[tuple[str, re.Pattern[str], float], ...] = tuple(
+    (
+        phrase,
+        re.compile(
+            (r"(?<!\w)" if phrase[0].isalnum() else "")
+            + re.escape(phrase)
+            + (r"(?!\w)" if phrase[-1].isalnum() else "")
+        ),
+        _PHRASES[phrase],
+    )
+    for phrase in sorted(_PHRASES, key=len, reverse=True)
+)
+_RU_MIN_STEM = min(len(stem) for stem in _RU_STEMS)
+_RU_MAX_STEM = max(len(stem) for stem in _RU_STEMS)
 
 
 def _is_cyrillic(token: str) -> bool:
     return any("\u0400" <= ch <= "\u04ff" for ch in token)
 
 
+@functools.lru_cache(maxsize=65536)
 def _token_valence(token: str) -> float:
     if token in _EMOJI:
         return _EMOJI[token]
     if _is_cyrillic(token):
-        best = ""
-        for stem in _RU_STEMS:
-            if token.startswith(stem) and len(stem) > len(best):
-                best = stem
-        return _RU_STEMS[best] if best else 0.0
-    return _EN_WORDS.get(token.replace("’", "'"), 0.0)
+        if token in _RU_WORDS:
+            return _RU_WORDS[token]
+        # Longest matching stem wins ("недовол" would beat "довол" if listed).
+        for length in range(min(len(token), _RU_MAX_STEM), _RU_MIN_STEM - 1, -1):
+            valence = _RU_STEMS.get(token[:length])
+            if valence is not None:
+                return valence
+        return 0.0
+    word = token.replace("’", "'")
+    valence = _EN_WORDS.get(word)
+    if valence is None and _LETTER_RUN_RE.search(word):
+        # "sooo goood", "terrrible": try the word with stretched letters squeezed.
+        valence = _EN_WORDS.get(_LETTER_RUN_RE.sub(r"\1\1", word))
+        if valence is None:
+            valence = _EN_WORDS.get(_LETTER_RUN_RE.sub(r"\1", word))
+    return valence or 0.0
 
 
-def _tokens(text: str) -> list[str]:
-    cleaned = _URL_RE.sub(" ", text.lower()).replace("’", "'").replace("\ufe0f", "")
-    return _TOKEN_RE.findall(cleaned)
+def _without_links(lowered: str) -> str:
+    # Links are not words: "http://spin.example" must not read as the "/s" sarcasm marker.
+    # Every link form has a "/" or "www.", and most texts have neither.
+    return _URL_RE.sub(" ", lowered) if "/" in lowered or "www." in lowered else lowered
 
 
-def _sarcastic(lowered: str, lexical_sum: float) -> bool:
+def _sarcastic(lowered: str, positive: float, negative: float) -> bool:
     has_marker = any(marker in lowered for marker in _SARCASM_MARKERS)
     has_bad_event = any(event in lowered for event in _BAD_EVENTS)
-    # Praise wrapped around a bad event, or praise plus an eye-roll emoji with a bad event.
-    return has_bad_event and (has_marker or lexical_sum > 0)
+    if has_marker and has_bad_event:
+        return True
+    if positive <= 0:
+        return False
+    if any(marker in lowered for marker in _STRONG_SARCASM_MARKERS):
+        return True
+    # Praise wrapped around a bad event, or praise plus an eye-roll next to a complaint word; thanks
+    # for fixing a bad event is sincere.
+    if has_bad_event and not any(word in lowered for word in _RESOLUTIONS):
+        return True
+    return has_marker and negative < 0
 
 
 def analyse_sentiment(text: str) -> Sentiment:
-    """Lexicon + rules: clause-bounded negation, intensifiers, emoji, phrases, sarcasm."""
-    lowered = text.lower().replace("’", "'")
-    total = 0.0
-    for phrase, weight in _PHRASES.items():
-        if phrase in lowered:
-            total += weight
-            lowered_masked = lowered.replace(phrase, " ")
-            lowered = lowered_masked
-    tokens = _tokens(lowered)
+    """Lexicon + rules: phrases, clause-bounded negation, intensifiers, "but", emoji, sarcasm."""
+    lowered = _without_links(text.lower().replace("’", "'").replace("\ufe0f", ""))
+    positive = negative = 0.0
+    masked = lowered
+    for phrase, pattern, weight in _PHRASE_PATTERNS:
+        if phrase in masked:
+            # "?!" ends a clause, so negation before it must not reach past it.
+            masked, found = pattern.subn(" . " if phrase[-1] in "?!" else " ", masked)
+            if weight > 0:
+                positive += weight * found
+            else:
+                negative += weight * found
     since_negator = _NEGATION_WINDOW + 1
     boost = 1.0
-    for token in tokens:
+    scored: list[float] = []
+    contrast_at = -1
+    for token in _TOKEN_RE.findall(masked):
         if token in _CLAUSE_BREAK:
+            since_negator, boost = _NEGATION_WINDOW + 1, 1.0
+            continue
+        if token in _CONTRAST:
+            contrast_at = len(scored)
             since_negator, boost = _NEGATION_WINDOW + 1, 1.0
             continue
         if token in _NEGATORS:
@@ -415,12 +951,23 @@ def analyse_sentiment(text: str) -> Sentiment:
         if valence:
             if since_negator <= _NEGATION_WINDOW:
                 valence *= _NEG_NEGATION_SCALE
-            total += valence * boost
+            scored.append(valence * boost)
             boost = 1.0
+    for i, valence in enumerate(scored):
+        if contrast_at >= 0:
+            valence *= _CONTRAST_BEFORE if i < contrast_at else _CONTRAST_AFTER
+        if valence > 0:
+            positive += valence
+        else:
+            negative += valence
+    if positive and negative:
+        total = positive + _MIXED_NEGATIVE_WEIGHT * negative
+    else:
+        total = positive + negative
     exclaims = min(text.count("!"), 3)
     if total:
         total += math.copysign(0.3 * exclaims, total)
-    sarcasm = _sarcastic(text.lower().replace("’", "'"), total)
+    sarcasm = _sarcastic(lowered, positive, negative)
     if sarcasm:
         total = -abs(total) - 1.5
     score = total / math.sqrt(total * total + _SCORE_ALPHA)
@@ -434,34 +981,95 @@ def analyse_sentiment(text: str) -> Sentiment:
 
 # --- intent -------------------------------------------------------------------------------------
 
+# Cues are matched as word prefixes ("buy" covers "buying"); past purchases are reviews, not leads.
 _PURCHASE_CUES = (
     "buy",
-    "purchase",
+    "to purchase",
+    "purchase the",
+    "purchase a",
+    "planning to purchase",
     "how much",
     "price",
+    "pricing",
     "cost",
     "quote",
     "ordered",
     "order it",
+    "order for",
+    "order two",
+    "order a",
+    "to order",
+    "place an order",
+    "place order",
+    "pre-order",
+    "preorder",
     "subscribe",
+    "sign up",
     "take my money",
     "gift card",
-    "to order",
     "getting",
+    "get one",
+    "grab",
+    "in stock",
+    "restock",
+    "to my cart",
+    "to cart",
+    "my cart",
+    "wishlist",
+    "check out",
+    "checkout?",
+    "deal still",
+    "upgrad",
+    "cheapest",
     "купить",
     "куплю",
-    "покупк",
+    "покупать",
     "заказать",
+    "закажу",
+    "закупить",
     "оформил",
     "оформить",
     "сколько стоит",
+    "сколько будет стоить",
+    "стоимост",
     "цена",
+    "цену",
+    "прайс",
     "счёт",
     "счет",
+    "сделать заказ",
+    "оптов",
+    "wholesale",
+    "bulk",
+    "заказ на",
+    "планирую покуп",
+    "стоит ли",
     "беру",
     "взять",
+    "брать",
     "продаёте",
     "продаете",
+    "в корзину",
+    "предзаказ",
+    "промокод",
+    "в наличи",
+    "самовывоз",
+    "подписку",
+)
+# Praise that mentions a purchase already made ("best purchase this year") is still praise.
+_REVIEW_CUES = (
+    "best purchase",
+    "would buy again",
+    "buy again",
+    "buying again",
+    "order again",
+    "ordering again",
+    "лучшая покупка",
+    "лучшая покупк",
+    "куплю ещё",
+    "куплю еще",
+    "закажу ещё",
+    "закажу еще",
 )
 _QUESTION_OPENERS = (
     "how",
@@ -482,7 +1090,6 @@ _QUESTION_OPENERS = (
     "где",
     "когда",
     "сколько",
-    "почему",
     "можно",
     "есть",
     "кто",
@@ -493,18 +1100,30 @@ _QUESTION_OPENERS = (
 )
 _COMPLAINT_CUES = (
     "refund",
+    "money back",
     "broken",
     "crash",
     "late",
     "scam",
     "charged",
+    "overcharg",
     "lost",
     "cancel",
     "never again",
     "unacceptable",
     "useless",
     "not happy",
+    "wrong",
+    "missing",
+    "damaged",
+    "never arrived",
+    "still waiting",
+    "still no",
+    "on hold",
+    "ignored",
+    "nobody",
     "возврат",
+    "верните",
     "слома",
     "вылета",
     "опаздыва",
@@ -512,31 +1131,73 @@ _COMPLAINT_CUES = (
     "списал",
     "потерял",
     "не работает",
+    "не открывается",
+    "не грузится",
     "недопустим",
     "бесполезн",
     "отпис",
+    "молч",
+    "игнор",
+    "не отвечает",
+    "не пришл",
+    "не приехал",
+    "не тот",
+)
+# Questions nobody asks calmly: "where is my refund?!" is a complaint, not a request for info.
+_COMPLAINT_QUESTIONS = (
+    "where is my",
+    "where's my",
+    "why does",
+    "why do you",
+    "how many times",
+    "how long do i have to",
+    "when will i get",
+    "is anyone",
+    "anyone there",
+    "где мой",
+    "где моя",
+    "где мои",
+    "сколько можно",
+    "зачем вы",
+    "когда вернёте",
+    "когда вернете",
+    "вы серьёзно",
+    "вы серьезно",
 )
 
 
-def _has_cue(lowered: str, cues: Iterable[str]) -> bool:
-    return any(re.search(r"(?<!\w)" + re.escape(cue), lowered) for cue in cues)
+def _cue_regex(cues: Iterable[str]) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(cue) for cue in cues) + ")")
+
+
+_PURCHASE_RE = _cue_regex(_PURCHASE_CUES)
+_REVIEW_RE = _cue_regex(_REVIEW_CUES)
+_COMPLAINT_RE = _cue_regex(_COMPLAINT_CUES)
+_COMPLAINT_QUESTION_RE = _cue_regex(_COMPLAINT_QUESTIONS)
 
 
 def classify_intent(text: str, sentiment: Sentiment, *, is_spam: bool = False) -> Intent:
     """Rules in order: spam is `other`; a negative non-question or complaint cue is a complaint."""
     if is_spam:
         return "other"
-    lowered = text.lower()
+    lowered = text.lower().replace("’", "'")
     asks = "?" in text or any(lowered.startswith(opener + " ") for opener in _QUESTION_OPENERS)
-    if _has_cue(lowered, _PURCHASE_CUES) and sentiment.label != "negative":
+    negative = sentiment.label == "negative"
+    if (
+        not negative
+        and _PURCHASE_RE.search(lowered)
+        and not (sentiment.label == "positive" and _REVIEW_RE.search(lowered))
+    ):
         return "purchase"
-    if sentiment.label == "negative" and (not asks or _has_cue(lowered, _COMPLAINT_CUES)):
+    if negative and (
+        not asks or _COMPLAINT_RE.search(lowered) or _COMPLAINT_QUESTION_RE.search(lowered)
+    ):
         return "complaint"
     if asks:
         return "question"
     if sentiment.label == "positive":
         return "praise"
-    if _has_cue(lowered, _COMPLAINT_CUES):
+    if _COMPLAINT_RE.search(lowered):
         return "complaint"
     return "other"
 
@@ -565,17 +1226,41 @@ _SPAM_PHRASES = (
     "% off",
     "hot singles",
     "win a free",
+    "followers overnight",
+    "подписчиков за ночь",
+    "get verified",
+    "airdrop",
+    "connect your wallet",
+    "replica",
+    "casino",
+    "link in bio",
+    "check my profile",
+    "check my page",
+    "$ a day",
+    "$/day",
+    "a day from",
+    "no experience",
+    "message me",
+    "singles near",
+    "free followers",
+    "cheap followers",
     "жми сюда",
     "перейди по ссылке",
+    "переходите по ссылке",
     "заработок",
+    "заработал",
     "не выходя из дома",
     "пиши в лс",
+    "пишите в лс",
+    "в директ",
     "взаимная подписка",
     "розыгрыш",
     "забери приз",
     "крипт",
     "гарантия",
+    "гарантир",
     "ссылка в профиле",
+    "смотрите профиль",
     "накрутка",
     "промокод",
     "только сегодня",
@@ -583,6 +1268,14 @@ _SPAM_PHRASES = (
     "работа на дому",
     "бесплатн",
     "выиграй",
+    "вы выиграли",
+    "аирдроп",
+    "кошел",
+    "реплик",
+    "казино",
+    "опыт не нужен",
+    "халява",
+    "$ в день",
 )
 SPAM_THRESHOLD = 0.5
 _LOW_REPUTATION_FOLLOWERS = 10
@@ -595,7 +1288,7 @@ def detect_spam(
     lowered = text.lower()
     words = re.findall(r"[\w@#$%']+", lowered)
     features: list[Signal] = []
-    links = _URL_RE.findall(text)
+    links = _URL_RE.findall(text) if "/" in text or "www." in lowered else []
     if links:
         density = len(links) / max(len(words), 1)
         weight = min(0.2 + density * 2.0, 0.45)
@@ -629,7 +1322,9 @@ _LEVELS: tuple[tuple[int, PriorityLevel], ...] = ((75, "urgent"), (50, "high"), 
 
 
 def _matches_keyword(lowered: str, keyword: str) -> bool:
-    return re.search(r"(?<!\w)" + re.escape(keyword.lower()), lowered) is not None
+    keyword = keyword.lower()
+    # The substring test only skips the regex when the keyword is absent; the answer is the same.
+    return keyword in lowered and re.search(r"(?<!\w)" + re.escape(keyword), lowered) is not None
 
 
 def priority_level(priority: int) -> PriorityLevel:
