@@ -77,6 +77,60 @@ def test_praise_wrapped_around_a_bad_event_reads_as_sarcastic_complaint(text: st
     assert (result.sentiment.label, result.intent) == ("negative", "complaint")
 
 
+@pytest.mark.parametrize(
+    ("text", "sentiment", "intent"),
+    [
+        # The misses from the demo that opened issue #5.
+        (
+            "Заказала у Акме две недели назад, до сих пор ничего. Где мой возврат?!",
+            "negative",
+            "complaint",
+        ),
+        ("Just got my new sneakers from @acme, so comfy!", "positive", "praise"),
+        ("Поддержка Акме молчит пятый день", "negative", "complaint"),
+        (
+            "Ordered from Acme two weeks ago and still nothing. Where is my refund??",
+            "negative",
+            "complaint",
+        ),
+    ],
+)
+def test_waiting_silence_and_comfort_read_as_people_mean_them(
+    text: str, sentiment: str, intent: str
+) -> None:
+    result = triage(text)
+
+    assert (result.sentiment.label, result.intent) == (sentiment, intent)
+
+
+def test_an_angry_question_is_a_complaint_but_a_calm_one_is_a_question() -> None:
+    assert triage("Acme where is my order?? three weeks now").intent == "complaint"
+    assert triage("Акме, сколько можно ждать ответа??").intent == "complaint"
+    assert triage("Акме, какие условия возврата для подарков?").intent == "question"
+
+
+def test_praise_for_a_past_purchase_is_praise_not_a_sales_lead() -> None:
+    assert triage("Acme is awesome, best purchase this year!").intent == "praise"
+    assert triage("Купил кроссовки Акме, лучшая покупка за год!").intent == "praise"
+    assert triage("Acme, is the blue hoodie in stock? want to buy two").intent == "purchase"
+
+
+def test_the_clause_after_but_carries_the_verdict() -> None:
+    assert triage("Acme was slow to ship but the staff were lovely").sentiment.label == "positive"
+    assert triage("Acme is great but delivery was slow").sentiment.label == "negative"
+
+
+def test_thanks_for_fixing_a_problem_is_not_sarcasm() -> None:
+    result = triage("thanks Acme for fixing the wrong charge so fast")
+
+    assert not result.sentiment.sarcasm
+    assert result.sentiment.label == "positive"
+
+
+def test_a_link_is_not_read_as_the_sarcasm_marker() -> None:
+    assert not triage("our Acme review http://site.example.com/sale").sentiment.sarcasm
+
+
 def test_sincere_praise_is_not_taken_for_sarcasm() -> None:
     result = triage("Great job Acme, the order arrived early 👏")
 
@@ -202,22 +256,29 @@ def _accuracy(language: str, split: str, label: str) -> float:
     return hits / len(subset)
 
 
-# Measured by `python -m bench.triage` (docs/triage.md) minus a margin of about 0.03.
+# Measured by `python -m bench.triage` (docs/triage.md) minus a margin of about 0.03. The old
+# holdout became tuning data in issue #5; holdout2 is the honest split.
 @pytest.mark.parametrize(
     ("language", "split", "label", "floor"),
     [
-        ("en", "tuning", "sentiment", 0.91),
-        ("en", "tuning", "intent", 0.95),
+        ("en", "tuning", "sentiment", 0.92),
+        ("en", "tuning", "intent", 0.97),
         ("en", "tuning", "spam", 0.97),
         ("ru", "tuning", "sentiment", 0.92),
         ("ru", "tuning", "intent", 0.97),
         ("ru", "tuning", "spam", 0.97),
-        ("en", "holdout", "sentiment", 0.64),
-        ("en", "holdout", "intent", 0.56),
-        ("en", "holdout", "spam", 0.84),
-        ("ru", "holdout", "sentiment", 0.60),
-        ("ru", "holdout", "intent", 0.48),
-        ("ru", "holdout", "spam", 0.84),
+        ("en", "holdout", "sentiment", 0.93),
+        ("en", "holdout", "intent", 0.97),
+        ("en", "holdout", "spam", 0.97),
+        ("ru", "holdout", "sentiment", 0.93),
+        ("ru", "holdout", "intent", 0.97),
+        ("ru", "holdout", "spam", 0.97),
+        ("en", "holdout2", "sentiment", 0.90),
+        ("en", "holdout2", "intent", 0.89),
+        ("en", "holdout2", "spam", 0.95),
+        ("ru", "holdout2", "sentiment", 0.87),
+        ("ru", "holdout2", "intent", 0.82),
+        ("ru", "holdout2", "spam", 0.95),
     ],
 )
 def test_accuracy_stays_above_the_measured_floor(
