@@ -351,6 +351,11 @@ def build_api(rt: Runtime, settings: InboxSettings) -> APIRouter:
             await repository.set_claim(conn, item_id, result.claim)
             if result.outcome != "renewed":
                 out.log(conv, "claimed", caller.subject, item_id, outcome=result.outcome)
+            if conv.status == "new":
+                # Someone is on it: it is no longer untouched.
+                workflow.change_status(
+                    conv, "open", item, out, actor=caller.subject, reason="claimed"
+                )
         return Claim(
             item_id=item_id,
             claimed_by=result.claim.member_id,

@@ -71,7 +71,8 @@ def subscribe(rt: Runtime, settings: InboxSettings) -> None:
     rt.consume(POSTS, name="publisher-outcomes", models=OUTCOME_MODELS, effect=apply_outcomes)
 
     async def sla_clock() -> None:
-        """Every few seconds: amber and red SLA states, escalations, snoozes that ended."""
+        """Every few seconds: amber and red SLA states, escalations, snoozes that ended, and
+        conversations waiting in a team's queue."""
         interval = settings.sla_tick_s
         while True:
             try:
@@ -80,6 +81,8 @@ def subscribe(rt: Runtime, settings: InboxSettings) -> None:
                         done = await workflow.sla_tick(conn, datetime.now(UTC))
                     if done == 0:
                         break
+                async with rt.pool.acquire() as conn, conn.transaction():
+                    await workflow.assign_waiting(conn)
             except TRANSIENT_DB_ERRORS as exc:
                 log.warning("SLA clock: database unavailable, retrying: %s", exc)
             except Exception:

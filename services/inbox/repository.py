@@ -455,6 +455,21 @@ async def lock_due(conn: Connection, now: datetime, limit: int) -> list[Conversa
     return [_conversation(r) for r in rows]
 
 
+async def lock_waiting(conn: Connection, limit: int) -> list[Conversation]:
+    """Active conversations in a team's queue with nobody on them, oldest first per tenant."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_CONVERSATION_COLUMNS} FROM conversations
+        WHERE assignee_id IS NULL AND team_id IS NOT NULL AND status IN ('new', 'open')
+        ORDER BY tenant_id, created_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED
+        """,
+        limit,
+    )
+    return [_conversation(r) for r in rows]
+
+
 async def set_last_assigned(
     conn: Connection, tenant_id: str, team_id: str, member_id: str | None
 ) -> None:

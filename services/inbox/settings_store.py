@@ -113,11 +113,25 @@ async def update_member(
 
 
 async def delete_member(conn: Connection, tenant_id: str, member_id: str) -> bool:
-    """Remove a member (and with it their places in teams)."""
+    """Remove a member (and with it their places in teams). Their active conversations go back to
+    their team's queue, where the clock job hands them to someone else."""
     status = await conn.execute(
         "DELETE FROM members WHERE tenant_id = $1 AND id = $2", tenant_id, member_id
     )
-    return bool(status == "DELETE 1")
+    if status != "DELETE 1":
+        return False
+    await conn.execute(
+        """
+        WITH freed AS (
+            UPDATE conversations SET assignee_id = NULL, updated_at = now()
+            WHERE tenant_id = $1 AND assignee_id = $2 AND status IN ('new', 'open', 'pending')
+            RETURNING id)
+        UPDATE items SET assignee_id = NULL FROM freed WHERE items.conversation_id = freed.id
+        """,
+        tenant_id,
+        member_id,
+    )
+    return True
 
 
 async def existing_members(conn: Connection, tenant_id: str, ids: Sequence[str]) -> set[str]:

@@ -122,11 +122,15 @@ def _assign_in_team(
     choice = choose(team, language, TeamState(teams.last_assigned.get(team.id)))
     if choice.member_id is not None:
         teams.last_assigned[team.id] = choice.member_id
-        # Everyone's load moves in every team they belong to, for the rest of the batch.
-        for tid, other in teams.teams.items():
-            if any(m.id == choice.member_id for m in other.members):
-                teams.teams[tid] = other.with_assigned(choice.member_id)
+        _take_load(teams, choice.member_id)
     return choice.member_id
+
+
+def _take_load(teams: TeamRoster, member_id: str) -> None:
+    # Everyone's load moves in every team they belong to, for the rest of the batch.
+    for tid, team in teams.teams.items():
+        if any(m.id == member_id for m in team.members):
+            teams.teams[tid] = team.with_assigned(member_id)
 
 
 def _release_load(teams: TeamRoster, member_id: str | None) -> None:
@@ -150,7 +154,9 @@ def assign(
     the team's queue (team set, nobody assigned)."""
     before = (conv.team_id, conv.assignee_id)
     if member_id is not None:
-        _release_load(teams, conv.assignee_id)
+        if member_id != conv.assignee_id:
+            _release_load(teams, conv.assignee_id)
+            _take_load(teams, member_id)
         conv.assignee_id = member_id
         if team_id is not None:
             conv.team_id = team_id
@@ -163,6 +169,9 @@ def assign(
             )
     elif team_id is not None:
         team = teams.teams.get(team_id)
+        if team is not None and any(m.id == conv.assignee_id for m in team.members):
+            conv.team_id = team_id  # already with someone of that team: they keep it
+            return (conv.team_id, conv.assignee_id) != before
         _release_load(teams, conv.assignee_id)
         conv.team_id = team_id
         conv.assignee_id = _assign_in_team(conv, team, language, teams) if team else None
@@ -735,6 +744,32 @@ async def sla_tick(conn: Connection, now: datetime, limit: int = 500) -> int:
         await commit(conn, [conv], out)
         done += 1
     return done
+
+
+async def assign_waiting(conn: Connection, limit: int = 200) -> int:
+    """Hand conversations waiting in a team's queue to whoever has room now (a member came back,
+    capacity freed, or their agent was removed); returns how many found someone."""
+    waiting = await repository.lock_waiting(conn, limit)
+    rosters: dict[str, TeamRoster] = {}
+    assigned = 0
+    for conv in waiting:
+        teams = rosters.get(conv.tenant_id) or await roster(conn, conv.tenant_id)
+        rosters[conv.tenant_id] = teams
+        item = await repository.latest_item(conn, conv.id)
+        if item is None or not route(conv, teams, item["language"]):
+            continue
+        assigned += 1
+        out = Outcome()
+        out.events.append(
+            events.item_event("item.assigned", conv, item, actor=SYSTEM_ACTOR, reason="team queue")
+        )
+        out.log(conv, "assigned", SYSTEM_ACTOR, item["id"], member=conv.assignee_id)
+        assert conv.team_id is not None
+        await repository.set_last_assigned(
+            conn, conv.tenant_id, conv.team_id, teams.last_assigned.get(conv.team_id)
+        )
+        await commit(conn, [conv], out)
+    return assigned
 
 
 async def _breach(

@@ -78,13 +78,14 @@ async def _configure(
     *,
     members: list[str],
     strategy: str = "round_robin",
+    capacity: int = 10,
     settings: Json | None = None,
     team: str = "care",
 ) -> None:
     for m in members:
         r = await http.put(
             f"{inbox}/members/{m}",
-            json={"name": m, "languages": ["en"], "capacity": 10},
+            json={"name": m, "languages": ["en"], "capacity": capacity},
             headers=admin,
         )
         assert r.status_code in (200, 201), r.text
@@ -271,6 +272,7 @@ async def test_claims_keep_two_agents_from_answering_the_same_item(
     r = await http.post(claim, headers=ann)
     assert r.status_code == 200, r.text
     assert r.json()["outcome"] == "claimed", r.text
+    assert (await _items(http, inbox, admin))[0]["status"] == "open"  # someone is on it
     # Both at once: exactly one of them holds it.
     results = await asyncio.gather(http.post(claim, headers=bob), http.post(claim, headers=ann))
     assert [x.status_code for x in results] == [409, 200]
@@ -546,3 +548,43 @@ async def test_a_reply_goes_out_through_the_publisher_and_its_outcome_comes_back
     assert replied
     assert replied[0]["reply_external_id"] == ok["replies"][0]["external_id"]
     assert replied[0]["first_response_s"] == ok["conversation"]["first_response_s"]
+
+
+async def test_a_team_queue_drains_when_someone_has_room_or_an_agent_leaves(
+    services: dict[str, ServiceProcess],
+    http: httpx.AsyncClient,
+    inbox: str,
+    admin: dict[str, str],
+    source: Json,
+) -> None:
+    await _configure(http, inbox, admin, members=["ann"], capacity=1)
+    await _post(http, services, source, mention("q-0", "First question?", created_at=at(1)))
+    await _arrived(http, inbox, admin, {"q-0"})
+    await _post(http, services, source, mention("q-1", "Second question?", created_at=at(2)))
+    items = await _arrived(http, inbox, admin, {"q-0", "q-1"})
+    assert items["q-0"]["assignee_id"] == "ann"
+    # Ann is full: the second waits in the team's queue.
+    assert items["q-1"]["assignee_id"] is None
+    assert items["q-1"]["team_id"] == "care"
+    waiting = await _items(http, inbox, admin, assignee_id="none", team_id="care")
+    assert [i["external_id"] for i in waiting] == ["q-1"]
+
+    r = await http.post(
+        f"{inbox}/items/{items['q-0']['id']}/status", json={"status": "closed"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
+
+    async def owner_of_q1() -> str | None:
+        now = {i["external_id"]: i for i in await _items(http, inbox, admin)}
+        return now["q-1"]["assignee_id"]
+
+    assert await wait_until(owner_of_q1, timeout_s=15, what="ann to get q-1") == "ann"
+
+    # Ann leaves: her open conversation goes to the rest of the team.
+    await _configure(http, inbox, admin, members=["ann", "bob"])
+    assert (await http.delete(f"{inbox}/members/ann", headers=admin)).status_code in (200, 204)
+
+    async def bob_has_it() -> bool:
+        return await owner_of_q1() == "bob"
+
+    await wait_until(bob_has_it, timeout_s=15, what="bob to take over q-1")
