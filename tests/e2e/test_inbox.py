@@ -576,7 +576,8 @@ async def test_a_team_queue_drains_when_someone_has_room_or_an_agent_leaves(
 
     async def owner_of_q1() -> str | None:
         now = {i["external_id"]: i for i in await _items(http, inbox, admin)}
-        return now["q-1"]["assignee_id"]
+        owner: str | None = now["q-1"]["assignee_id"]
+        return owner
 
     assert await wait_until(owner_of_q1, timeout_s=15, what="ann to get q-1") == "ann"
 
