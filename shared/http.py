@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from shared.auth import AuthError, Principal, verify_token
 from shared.metrics import ServiceMetrics
@@ -61,6 +61,33 @@ def validated_config(model: type[BaseModel], config: dict[str, Any], what: str) 
             f"invalid {what} config: " + ", ".join(d["field"] for d in details[:5]),
             details=details,
         ) from exc
+
+
+class ErrorDetail(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable code, a sentence for people, and per-field details on 422.
+    Some errors add context (e.g. `claimed_by` on a claim conflict)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+# Documented on every /api/v1 route, so the OpenAPI shows the error shape clients really get.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No valid bearer token."},
+    403: {"model": ErrorBody, "description": "The token's role may not do this."},
+    404: {"model": ErrorBody, "description": "Not found in the caller's tenant."},
+    409: {"model": ErrorBody, "description": "Conflicts with the current state."},
+    422: {"model": ErrorBody, "description": "Invalid input; `details` names each field."},
+}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -26,7 +26,12 @@ from shared import db
 from shared.auth import Principal
 from shared.broker import create_broker
 from shared.consumer import Effect, IdempotentBatchConsumer
-from shared.http import bearer_auth, install_error_handlers, install_operational_routes
+from shared.http import (
+    ERROR_RESPONSES,
+    bearer_auth,
+    install_error_handlers,
+    install_operational_routes,
+)
 from shared.logs import configure_logging
 from shared.metrics import ServiceMetrics
 from shared.migrations import migrate
@@ -208,7 +213,7 @@ def create_app(runtime: Runtime, wire: Wire, migrations: Path) -> FastAPI:
     install_operational_routes(
         app, runtime.metrics, {"database": database_ready, "kafka": broker_ready}
     )
-    app.include_router(api, prefix="/api/v1")
+    app.include_router(api, prefix="/api/v1", responses=ERROR_RESPONSES)
     return app
 
 

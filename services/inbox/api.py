@@ -44,7 +44,7 @@ from services.inbox.items import (
 from shared.auth import Principal
 from shared.db import Connection
 from shared.events import BrandId
-from shared.http import ApiError, require_role
+from shared.http import ApiError, ErrorBody, require_role
 from shared.runtime import Runtime
 from shared.settings import InboxSettings
 
@@ -329,7 +329,7 @@ def build_api(rt: Runtime, settings: InboxSettings) -> APIRouter:
         "/items/{item_id}/claim",
         response_model=Claim,
         tags=["actions"],
-        responses={409: {"description": "Another agent is answering this item."}},
+        responses={409: {"model": ErrorBody, "description": "Another agent is answering it."}},
     )
     async def claim_item(caller: Caller, item_id: uuid.UUID) -> Claim:
         """Take the item while composing an answer, so nobody else answers it at the same time;
@@ -411,7 +411,7 @@ def build_api(rt: Runtime, settings: InboxSettings) -> APIRouter:
         response_model=Reply,
         status_code=202,
         tags=["actions"],
-        responses={409: {"description": "Another agent holds the item."}},
+        responses={409: {"model": ErrorBody, "description": "Another agent holds the item."}},
     )
     async def reply(caller: Caller, item_id: uuid.UUID, body: NewReply) -> Reply:
         """Answer the item on its network through the publisher: the reply shows as requested
