@@ -300,6 +300,11 @@ class InboxItemEventPayload(EventModel):
     reason: str | None = None
     reply_external_id: str | None = None
     first_response_s: float | None = None
+    sla_state: str | None = None
+    # On item.replied: which answer this was ("first" or "next") and how long it took from the
+    # message that started the clock, in wall-clock seconds.
+    response_kind: str | None = None
+    response_s: float | None = None
 
 
 class InboxItemEvent(Envelope[InboxItemEventPayload]):

@@ -42,6 +42,7 @@ def item_event(
         assignee_id=conv.assignee_id,
         team_id=conv.team_id,
         due_at=conv.due_at,
+        sla_state=conv.sla_state,
         **extra,
     )
     envelope = envelope_for(

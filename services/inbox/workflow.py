@@ -268,7 +268,15 @@ async def request_reply(
         )
     )
     out.log(conv, "reply_requested", actor, item["id"], request_id=str(request_id))
-    change_status(conv, "pending", item, out, actor=actor, reason="reply sent, waiting on author")
+    change_status(
+        conv,
+        "pending",
+        item,
+        out,
+        actor=actor,
+        reason="reply sent, waiting on author",
+        answer_in_flight=True,
+    )
     return request_id
 
 
@@ -319,13 +327,17 @@ def change_status(
     actor: str,
     reason: str | None = None,
     snoozed_until: datetime | None = None,
+    answer_in_flight: bool = False,
 ) -> bool:
+    """Move the conversation to `status`. `answer_in_flight`: the agent's reply is on its way, so
+    the clock keeps running until the publisher confirms it (a failed reply then still counts
+    against the original due time)."""
     if conv.status == status and conv.snoozed_until == snoozed_until:
         return False
     previous = conv.status
     conv.status = status
     conv.snoozed_until = snoozed_until if status == "snoozed" else None
-    if status in ("closed", "pending"):
+    if status == "closed" or (status == "pending" and not answer_in_flight):
         # Closed: nothing is owed. Pending: the ball is in the author's court.
         stop_clock(conv)
     out.events.append(
@@ -657,6 +669,8 @@ async def reply_outcomes(
         if isinstance(e, ReplyPublished):
             conv.last_reply_at = e.occurred_at
             first = conv.first_response_at is None
+            kind, started = conv.sla_kind, conv.sla_started_at
+            answered_clock = conv.sla_state in ("ok", "near_breach", "breached") and started
             if first:
                 conv.first_response_at = e.occurred_at
                 conv.first_response_s = max(0.0, (e.occurred_at - conv.created_at).total_seconds())
@@ -669,6 +683,12 @@ async def reply_outcomes(
                     actor=reply["requested_by"],
                     reply_external_id=p.external_id,
                     first_response_s=conv.first_response_s if first else None,
+                    response_kind=kind if answered_clock else None,
+                    response_s=(
+                        max(0.0, (e.occurred_at - started).total_seconds())
+                        if answered_clock and started
+                        else None
+                    ),
                 )
             )
             out.log(conv, "replied", reply["requested_by"], item["id"], external_id=p.external_id)

@@ -548,6 +548,9 @@ async def test_a_reply_goes_out_through_the_publisher_and_its_outcome_comes_back
     assert replied
     assert replied[0]["reply_external_id"] == ok["replies"][0]["external_id"]
     assert replied[0]["first_response_s"] == ok["conversation"]["first_response_s"]
+    assert replied[0]["response_kind"] == "first"
+    assert 0 <= replied[0]["response_s"] <= replied[0]["first_response_s"] + 1
+    assert replied[0]["sla_state"] == "met"
 
 
 async def test_a_team_queue_drains_when_someone_has_room_or_an_agent_leaves(
