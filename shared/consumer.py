@@ -95,6 +95,7 @@ class IdempotentBatchConsumer(Generic[E]):
         max_attempts: int = 3,
         retry_backoff_s: float = 0.2,
         dlq_suffix: str = ".dlq",
+        topic_prefix: str = "",
     ) -> None:
         self.name = name
         # A provider, not a pool: subscribers are wired before the service opens its pool.
@@ -107,6 +108,11 @@ class IdempotentBatchConsumer(Generic[E]):
         self._max_attempts = max_attempts
         self._retry_backoff_s = retry_backoff_s
         self._dlq_suffix = dlq_suffix
+        self._topic_prefix = topic_prefix
+
+    def _label(self, topic: str) -> str:
+        """The registry name of a topic: metric labels read the same in every deployment."""
+        return topic.removeprefix(self._topic_prefix)
 
     # -- entry point ----------------------------------------------------------------------
 
@@ -114,7 +120,7 @@ class IdempotentBatchConsumer(Generic[E]):
         records = [r if isinstance(r, Record) else as_record(r) for r in raw_records]
         if not records:
             return
-        topic = records[0].topic
+        topic = self._label(records[0].topic)
         started = time.perf_counter()
         self._metrics.batch_size.labels(topic).observe(len(records))
         decoded, poison = self._decode(records)
@@ -143,7 +149,7 @@ class IdempotentBatchConsumer(Generic[E]):
             model = self._models.get(event_type)
             if model is None:
                 # Another consumer's event type on a shared topic: not ours to judge.
-                self._metrics.events_ignored.labels(record.topic).inc()
+                self._metrics.events_ignored.labels(self._label(record.topic)).inc()
                 continue
             version = body.get("schema_version")
             newest = self._versions.get(event_type, 1)
@@ -165,12 +171,12 @@ class IdempotentBatchConsumer(Generic[E]):
                 continue
             event_id = uuid.UUID(str(body["event_id"]))
             if event_id in seen:
-                self._metrics.events_duplicate.labels(record.topic).inc()
+                self._metrics.events_duplicate.labels(self._label(record.topic)).inc()
                 continue
             seen.add(event_id)
             decoded.append(_Decoded(event, event_id, record))
         for p in poison:
-            self._metrics.events_failed.labels(p.record.topic, p.reason).inc()
+            self._metrics.events_failed.labels(self._label(p.record.topic), p.reason).inc()
         return decoded, poison
 
     # -- applying -----------------------------------------------------------------------------
@@ -191,7 +197,7 @@ class IdempotentBatchConsumer(Generic[E]):
             fresh = [i for i in items if i.event_id in fresh_ids]
             if fresh:
                 await self._effect(conn, [i.event for i in fresh])
-        topic = items[0].record.topic
+        topic = self._label(items[0].record.topic)
         self._metrics.events_consumed.labels(topic).inc(len(fresh))
         self._metrics.events_duplicate.labels(topic).inc(len(items) - len(fresh))
         now = datetime.now(UTC)
@@ -218,7 +224,8 @@ class IdempotentBatchConsumer(Generic[E]):
                 raise TransientFailure(str(exc)) from exc
             except Exception as exc:
                 error = exc
-                self._metrics.events_failed.labels(items[0].record.topic, "handler").inc()
+                topic = self._label(items[0].record.topic)
+                self._metrics.events_failed.labels(topic, "handler").inc()
                 if attempt < attempts:
                     await asyncio.sleep(self._retry_backoff_s * 2 ** (attempt - 1))
         if len(items) > 1:
@@ -271,4 +278,4 @@ class IdempotentBatchConsumer(Generic[E]):
         # The offsets are committed only after every dead letter is safely in Kafka.
         await asyncio.gather(*pending)
         for p in poison:
-            self._metrics.dlq_events.labels(p.record.topic).inc()
+            self._metrics.dlq_events.labels(self._label(p.record.topic)).inc()

@@ -33,7 +33,7 @@ from shared.http import (
     install_operational_routes,
 )
 from shared.logs import configure_logging
-from shared.metrics import ServiceMetrics
+from shared.metrics import ConsumerLagSampler, ServiceMetrics, for_process
 from shared.migrations import migrate
 from shared.outbox import OutboxRelay
 from shared.settings import PlatformSettings, ServiceName, ServiceSettings, load_settings
@@ -55,6 +55,8 @@ class Runtime:
     authenticate: Callable[..., Awaitable[Principal]]
     _pool: asyncpg.Pool | None = None
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # Every consumer group `consume` subscribes is watched for lag (set by build_runtime).
+    lag: ConsumerLagSampler | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -95,12 +97,15 @@ class Runtime:
             models=models,
             effect=effect,
             max_attempts=self.settings.consumer_max_attempts,
+            topic_prefix=self.platform.topic_prefix,
         )
 
         async def on_batch(message: KafkaMessage) -> None:
             records = message.raw_message
             await consumer.handle(records if isinstance(records, tuple) else (records,))
 
+        if self.lag is not None:
+            self.lag.watch(self.group(name), self.topic(topic.name))
         self.broker.subscriber(
             self.topic(topic.name),
             group_id=self.group(name),
@@ -119,7 +124,7 @@ Wire = Callable[[Runtime], APIRouter]
 def build_runtime(service: ServiceName) -> Runtime:
     platform, settings = load_settings(service)
     configure_logging(service, platform.log_level, platform.log_format)
-    metrics = ServiceMetrics(service)
+    metrics = for_process(service)
     assert platform.auth_secret is not None
     return Runtime(
         service=service,
@@ -128,6 +133,12 @@ def build_runtime(service: ServiceName) -> Runtime:
         metrics=metrics,
         broker=create_broker(platform, service, metrics),
         authenticate=bearer_auth(platform.auth_secret.get_secret_value(), platform.auth_issuer),
+        lag=ConsumerLagSampler(
+            bootstrap_servers=platform.kafka_bootstrap_servers,
+            metrics=metrics,
+            client_id=f"opensmm-{service}-lag",
+            topic_prefix=platform.topic_prefix,
+        ),
     )
 
 
@@ -178,6 +189,8 @@ def create_app(runtime: Runtime, wire: Wire, migrations: Path) -> FastAPI:
             poll_interval_s=s.outbox_poll_interval_s,
         )
         tasks = [asyncio.create_task(relay.run(), name="outbox-relay")]
+        if runtime.lag is not None:
+            tasks.append(asyncio.create_task(runtime.lag.run(), name="consumer-lag"))
         tasks += [asyncio.create_task(job()) for job in runtime.background]
         log.info("%s ready on %s:%d", runtime.service, s.http_host, s.http_port)
         try:

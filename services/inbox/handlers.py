@@ -66,9 +66,26 @@ OUTCOME_MODELS: dict[str, type[OutcomeEvent]] = {
 }
 
 
+class SlaChanges:
+    """The near breaches and breaches one SLA tick made, as (state, sla kind)."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, str]] = []
+
+    def __call__(self, state: str, kind: str) -> None:
+        self.changes.append((state, kind))
+
+
 def subscribe(rt: Runtime, settings: InboxSettings) -> None:
     rt.consume(MENTIONS, name="mentions", models=MODELS, effect=apply_mentions)
     rt.consume(POSTS, name="publisher-outcomes", models=OUTCOME_MODELS, effect=apply_outcomes)
+
+    def count_sla(heard: SlaChanges) -> None:
+        for state, kind in heard.changes:
+            counter = (
+                rt.metrics.sla_breaches if state == "breached" else rt.metrics.sla_near_breaches
+            )
+            counter.labels(kind).inc()
 
     async def sla_clock() -> None:
         """Every few seconds: amber and red SLA states, escalations, snoozes that ended, and
@@ -77,8 +94,10 @@ def subscribe(rt: Runtime, settings: InboxSettings) -> None:
         while True:
             try:
                 while True:
+                    heard = SlaChanges()
                     async with rt.pool.acquire() as conn, conn.transaction():
-                        done = await workflow.sla_tick(conn, datetime.now(UTC))
+                        done = await workflow.sla_tick(conn, datetime.now(UTC), on_sla=heard)
+                    count_sla(heard)  # only what committed
                     if done == 0:
                         break
                 async with rt.pool.acquire() as conn, conn.transaction():

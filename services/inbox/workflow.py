@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -744,9 +744,15 @@ async def commit(conn: Connection, convs: Sequence[Conversation], out: Outcome) 
 # --- the SLA clock ---------------------------------------------------------------------------
 
 
-async def sla_tick(conn: Connection, now: datetime, limit: int = 500) -> int:
+async def sla_tick(
+    conn: Connection,
+    now: datetime,
+    limit: int = 500,
+    on_sla: Callable[[str, str], None] | None = None,
+) -> int:
     """Turn conversations amber at their near-due time and red at their due time (escalating
-    them), and wake snoozed ones. Rows are claimed with SKIP LOCKED so replicas share the work."""
+    them), and wake snoozed ones. Rows are claimed with SKIP LOCKED so replicas share the work.
+    `on_sla(state, sla_kind)` hears each near breach and breach (for metrics)."""
     done = 0
     for conv in await repository.lock_due(conn, now, limit):
         out = Outcome()
@@ -757,10 +763,14 @@ async def sla_tick(conn: Connection, now: datetime, limit: int = 500) -> int:
             change_status(conv, "open", item, out, actor=SYSTEM_ACTOR, reason="snooze ended")
         if conv.sla_state in ("ok", "near_breach") and conv.due_at and conv.due_at <= now:
             await _breach(conn, conv, item, out, now)
+            if on_sla is not None:
+                on_sla("breached", conv.sla_kind or "none")
         elif conv.sla_state == "ok" and conv.near_due_at and conv.near_due_at <= now:
             conv.sla_state = "near_breach"
             out.events.append(events.item_event("item.sla_near_breach", conv, item))
             out.log(conv, "sla_near_breach", SYSTEM_ACTOR, item["id"], due_at=str(conv.due_at))
+            if on_sla is not None:
+                on_sla("near_breach", conv.sla_kind or "none")
         await commit(conn, [conv], out)
         done += 1
     return done

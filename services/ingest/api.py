@@ -743,6 +743,15 @@ def build_api(
     # webhooks
 
     async def webhook(network: str, source_id: uuid.UUID, request: Request) -> Response:
+        try:
+            return await deliver(network, source_id, request)
+        except ApiError as exc:
+            # The network from the path is anyone's string: only known ones become labels.
+            known = network if network in webhook_connectors else "unknown"
+            rt.metrics.webhook_rejections.labels(known, exc.code).inc()
+            raise
+
+    async def deliver(network: str, source_id: uuid.UUID, request: Request) -> Response:
         raw = await read_limited_body(request, rt.settings.max_body_bytes)
         async with rt.pool.acquire() as conn:
             row = await repository.get_source(conn, source_id)

@@ -46,6 +46,7 @@ from services.publisher.adapters.base import (
 from services.publisher.ratelimit import AccountLimiter, Action, UnknownNetworkError
 from shared.crypto import SecretBox
 from shared.db import TRANSIENT_DB_ERRORS
+from shared.metrics import ServiceMetrics, for_process
 from shared.outbox import add_events
 
 log = logging.getLogger("opensmm.publisher.dispatcher")
@@ -77,8 +78,10 @@ class Dispatcher:
         network_timeout_s: float = 20.0,
         limiter: AccountLimiter | None = None,
         client: httpx.AsyncClient | None = None,
+        metrics: ServiceMetrics | None = None,
     ) -> None:
         self._pool = pool_provider
+        self._metrics = metrics or for_process("publisher")
         self._adapters = dict(adapters)
         self._box = box
         self._lease_s = lease_s
@@ -305,3 +308,16 @@ class Dispatcher:
                     rolled = await repository.roll_up_post(conn, delivery["post_id"])
                     if rolled is not None:
                         log.info("post %s is %s", delivery["post_id"], rolled)
+        self._observe(delivery, status)
+
+    def _observe(self, delivery: dict[str, Any], status: str) -> None:
+        """Count a recorded outcome (after its commit) and, once out, how late it went out."""
+        network, kind = delivery["network"], delivery["kind"]
+        outcome = {"published": "published", "failed": "failed", "unknown": "unknown"}.get(
+            status, "retried"
+        )
+        self._metrics.publish_outcomes.labels(network, kind, outcome).inc()
+        due = delivery.get("due_at")
+        if status == "published" and isinstance(due, datetime):
+            late = (datetime.now(UTC) - due).total_seconds()
+            self._metrics.scheduler_lateness.labels(network, kind).observe(max(late, 0.0))
