@@ -1,4 +1,4 @@
-"""Metrics wiring. Its schema holds the platform tables for now; rollups arrive with issue #6."""
+"""Metrics wiring: rollup subscribers on every topic and the analytics API."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ from pathlib import Path
 
 from fastapi import APIRouter
 
+from services.metrics.api import build_api
+from services.metrics.handlers import subscribe
 from shared.runtime import Runtime
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def wire(rt: Runtime) -> APIRouter:
-    return APIRouter()
+    subscribe(rt)
+    return build_api(rt)

@@ -1,0 +1,590 @@
+"""Every SQL statement of the metrics service. Callers own the transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from services.metrics.rollups import HOURLY, TOKENS, CounterKey, MentionFact
+from shared.db import Connection
+
+FactKey = tuple[str, uuid.UUID]
+
+# --- writing: mention facts and counters ---------------------------------------------------
+
+
+async def lock_mention_facts(
+    conn: Connection, keys: Sequence[FactKey]
+) -> dict[FactKey, MentionFact]:
+    """The facts of these mentions, locked for this transaction; empty ones for mentions not seen
+    yet. Keys are taken in one order so concurrent batches (mentions and triage) never deadlock."""
+    ordered = sorted(set(keys), key=lambda k: (k[0], str(k[1])))
+    tenants, ids = [k[0] for k in ordered], [k[1] for k in ordered]
+    await conn.execute(
+        """
+        INSERT INTO mention_facts (tenant_id, mention_id)
+        SELECT * FROM unnest($1::text[], $2::uuid[])
+        ON CONFLICT DO NOTHING
+        """,
+        tenants,
+        ids,
+    )
+    rows = await conn.fetch(
+        """
+        SELECT * FROM mention_facts
+        WHERE (tenant_id, mention_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+        ORDER BY tenant_id, mention_id::text
+        FOR UPDATE
+        """,
+        tenants,
+        ids,
+    )
+    fields = MentionFact.__dataclass_fields__
+    facts: dict[FactKey, MentionFact] = {}
+    for r in rows:
+        known: dict[str, Any] = {k: v for k, v in r.items() if k in fields}
+        facts[(r["tenant_id"], r["mention_id"])] = MentionFact(**known)
+    return facts
+
+
+async def save_mention_facts(conn: Connection, facts: Sequence[MentionFact]) -> None:
+    await conn.execute(
+        """
+        UPDATE mention_facts f SET
+            brand_id = x.brand_id, network = x.network, kind = x.kind, language = x.language,
+            author_id = x.author_id, bucket = x.bucket, replies_to_post_id = x.replies_to_post_id,
+            sov = x.sov, hashtags = x.hashtags, terms = x.terms, engagement = x.engagement,
+            sentiment = x.sentiment, intent = x.intent, received = x.received,
+            deleted = x.deleted, updated_at = now()
+        FROM jsonb_to_recordset($1::jsonb) AS x(
+            tenant_id text, mention_id uuid, brand_id text, network text, kind text,
+            language text, author_id text, bucket timestamptz, replies_to_post_id uuid,
+            sov text[], hashtags text[], terms text[], engagement jsonb, sentiment text,
+            intent text, received boolean, deleted boolean)
+        WHERE (f.tenant_id, f.mention_id) = (x.tenant_id, x.mention_id)
+        """,
+        [
+            {
+                "tenant_id": f.tenant_id,
+                "mention_id": str(f.mention_id),
+                "brand_id": f.brand_id,
+                "network": f.network,
+                "kind": f.kind,
+                "language": f.language,
+                "author_id": f.author_id,
+                "bucket": f.bucket.isoformat() if f.bucket else None,
+                "replies_to_post_id": str(f.replies_to_post_id) if f.replies_to_post_id else None,
+                "sov": f.sov,
+                "hashtags": f.hashtags,
+                "terms": f.terms,
+                "engagement": f.engagement,
+                "sentiment": f.sentiment,
+                "intent": f.intent,
+                "received": f.received,
+                "deleted": f.deleted,
+            }
+            for f in facts
+        ],
+    )
+
+
+async def add_counts(conn: Connection, delta: Counter[CounterKey]) -> None:
+    """Add (or take away) counts: `n = n + excluded.n`, in key order so batches never deadlock."""
+    hourly = sorted((k[1:], n) for k, n in delta.items() if k[0] == HOURLY)
+    tokens = sorted((k[1:], n) for k, n in delta.items() if k[0] == TOKENS)
+    if hourly:
+        cols = list(zip(*(k for k, _ in hourly), strict=True))
+        await conn.execute(
+            """
+            INSERT INTO hourly (tenant_id, brand_id, metric, dimension, bucket, network, value, n)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[],
+                                 $5::timestamptz[], $6::text[], $7::text[], $8::bigint[])
+            ON CONFLICT (tenant_id, brand_id, metric, dimension, bucket, network, value)
+            DO UPDATE SET n = hourly.n + excluded.n
+            """,
+            *[list(c) for c in cols],
+            [n for _, n in hourly],
+        )
+    if tokens:
+        cols = list(zip(*(k for k, _ in tokens), strict=True))
+        await conn.execute(
+            """
+            INSERT INTO tokens (tenant_id, brand_id, kind, bucket, token, n)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+                                 $5::text[], $6::bigint[])
+            ON CONFLICT (tenant_id, brand_id, kind, bucket, token)
+            DO UPDATE SET n = tokens.n + excluded.n
+            """,
+            *[list(c) for c in cols],
+            [n for _, n in tokens],
+        )
+    shrunk_hourly = [k for k, n in hourly if n < 0]
+    if shrunk_hourly:
+        # A key back at zero (a deleted mention, an edit) would only slow the range scans.
+        cols = list(zip(*shrunk_hourly, strict=True))
+        await conn.execute(
+            """
+            DELETE FROM hourly h
+            USING unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                         $6::text[], $7::text[]) AS k(t, b, m, d, at, net, v)
+            WHERE (h.tenant_id, h.brand_id, h.metric, h.dimension, h.bucket, h.network, h.value)
+                  = (k.t, k.b, k.m, k.d, k.at, k.net, k.v)
+              AND h.n = 0
+            """,
+            *[list(c) for c in cols],
+        )
+    shrunk_tokens = [k for k, n in tokens if n < 0]
+    if shrunk_tokens:
+        cols = list(zip(*shrunk_tokens, strict=True))
+        await conn.execute(
+            """
+            DELETE FROM tokens x
+            USING unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+                  AS k(t, b, kind, at, token)
+            WHERE (x.tenant_id, x.brand_id, x.kind, x.bucket, x.token)
+                  = (k.t, k.b, k.kind, k.at, k.token)
+              AND x.n = 0
+            """,
+            *[list(c) for c in cols],
+        )
+
+
+# --- writing: inbox ------------------------------------------------------------------------
+
+
+async def upsert_conversations(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Each conversation's latest state; an older event never overwrites a newer one."""
+    await conn.execute(
+        """
+        INSERT INTO conversations (tenant_id, conversation_id, brand_id, network, status, level,
+                                   priority, assignee_id, team_id, occurred_at)
+        SELECT tenant_id, conversation_id, brand_id, network, status, level, priority,
+               assignee_id, team_id, occurred_at
+        FROM jsonb_to_recordset($1::jsonb) AS x(
+            tenant_id text, conversation_id uuid, brand_id text, network text, status text,
+            level text, priority integer, assignee_id text, team_id text, occurred_at timestamptz)
+        ORDER BY tenant_id, conversation_id, occurred_at
+        ON CONFLICT (tenant_id, conversation_id) DO UPDATE SET
+            status = excluded.status, level = excluded.level, priority = excluded.priority,
+            assignee_id = excluded.assignee_id, team_id = excluded.team_id,
+            occurred_at = excluded.occurred_at
+        WHERE conversations.occurred_at <= excluded.occurred_at
+        """,
+        rows,
+    )
+
+
+async def insert_responses(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO responses (event_id, tenant_id, brand_id, network, conversation_id,
+                               replied_at, response_kind, response_s, first_response_s,
+                               member_id, team_id, sla_state)
+        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+            event_id uuid, tenant_id text, brand_id text, network text, conversation_id uuid,
+            replied_at timestamptz, response_kind text, response_s double precision,
+            first_response_s double precision, member_id text, team_id text, sla_state text)
+        ON CONFLICT DO NOTHING
+        """,
+        rows,
+    )
+
+
+async def insert_breaches(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO sla_breaches (event_id, tenant_id, brand_id, network, conversation_id,
+                                  breached_at, member_id, team_id)
+        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+            event_id uuid, tenant_id text, brand_id text, network text, conversation_id uuid,
+            breached_at timestamptz, member_id text, team_id text)
+        ON CONFLICT DO NOTHING
+        """,
+        rows,
+    )
+
+
+# --- writing: publishing -------------------------------------------------------------------
+
+
+async def remember_schedules(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO post_schedules (tenant_id, post_id, brand_id, scheduled_at, cancelled,
+                                    occurred_at)
+        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+            tenant_id text, post_id uuid, brand_id text, scheduled_at timestamptz,
+            cancelled boolean, occurred_at timestamptz)
+        ON CONFLICT (tenant_id, post_id) DO UPDATE SET
+            scheduled_at = excluded.scheduled_at, cancelled = excluded.cancelled,
+            occurred_at = excluded.occurred_at
+        WHERE post_schedules.occurred_at <= excluded.occurred_at
+        """,
+        rows,
+    )
+
+
+async def cancel_schedules(conn: Connection, keys: Sequence[FactKey]) -> None:
+    await conn.execute(
+        """
+        UPDATE post_schedules SET cancelled = true
+        WHERE (tenant_id, post_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+
+
+async def scheduled_times(conn: Connection, keys: Sequence[FactKey]) -> dict[FactKey, datetime]:
+    rows = await conn.fetch(
+        """
+        SELECT tenant_id, post_id, scheduled_at FROM post_schedules
+        WHERE (tenant_id, post_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["tenant_id"], r["post_id"]): r["scheduled_at"] for r in rows}
+
+
+async def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    await conn.execute(
+        """
+        INSERT INTO post_outcomes (event_id, tenant_id, brand_id, post_id, channel_id, network,
+                                   outcome, at, external_id, url, scheduled_at, lateness_s, error)
+        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+            event_id uuid, tenant_id text, brand_id text, post_id uuid, channel_id uuid,
+            network text, outcome text, at timestamptz, external_id text, url text,
+            scheduled_at timestamptz, lateness_s double precision, error text)
+        ON CONFLICT DO NOTHING
+        """,
+        rows,
+    )
+
+
+# --- brand settings -----------------------------------------------------------------------
+
+
+async def brand_timezone(conn: Connection, tenant_id: str, brand_id: str) -> str | None:
+    zone: str | None = await conn.fetchval(
+        "SELECT timezone FROM brand_reporting WHERE tenant_id = $1 AND brand_id = $2",
+        tenant_id,
+        brand_id,
+    )
+    return zone
+
+
+async def set_brand_timezone(conn: Connection, tenant_id: str, brand_id: str, zone: str) -> None:
+    await conn.execute(
+        """
+        INSERT INTO brand_reporting (tenant_id, brand_id, timezone) VALUES ($1, $2, $3)
+        ON CONFLICT (tenant_id, brand_id) DO UPDATE SET timezone = $3, updated_at = now()
+        """,
+        tenant_id,
+        brand_id,
+        zone,
+    )
+
+
+# --- reading --------------------------------------------------------------------------------
+
+_LOCAL_BUCKET = """
+    CASE WHEN $unit = 'hour' THEN bucket
+         ELSE date_trunc($unit, bucket AT TIME ZONE $tz) AT TIME ZONE $tz END
+"""
+
+
+def _local_bucket(unit_param: str, tz_param: str) -> str:
+    return _LOCAL_BUCKET.replace("$unit", unit_param).replace("$tz", tz_param)
+
+
+async def series(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    metric: str,
+    dimension: str,
+    start: datetime,
+    end: datetime,
+    unit: str,
+    tz: str,
+    network: str | None,
+) -> list[tuple[datetime, str, int]]:
+    """Counts per local bucket start and dimension value, for hour buckets in [start, end)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_local_bucket("$7", "$8")} AS local_start, value, sum(n)::bigint AS n
+        FROM hourly
+        WHERE tenant_id = $1 AND brand_id = $2 AND metric = $3 AND dimension = $4
+          AND bucket >= $5 AND bucket < $6 AND ($9::text IS NULL OR network = $9)
+        GROUP BY 1, 2 ORDER BY 1, 2
+        """,
+        tenant_id,
+        brand_id,
+        metric,
+        dimension,
+        start,
+        end,
+        unit,
+        tz,
+        network,
+    )
+    return [(r["local_start"], r["value"], int(r["n"])) for r in rows]
+
+
+async def unique_author_series(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    start: datetime,
+    end: datetime,
+    unit: str,
+    tz: str,
+) -> list[tuple[datetime, str, int]]:
+    rows = await conn.fetch(
+        f"""
+        SELECT {_local_bucket("$5", "$6")} AS local_start, count(DISTINCT token) AS n
+        FROM tokens
+        WHERE tenant_id = $1 AND brand_id = $2 AND kind = 'author'
+          AND bucket >= $3 AND bucket < $4
+        GROUP BY 1 ORDER BY 1
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+        unit,
+        tz,
+    )
+    return [(r["local_start"], "", int(r["n"])) for r in rows]
+
+
+async def unique_authors(
+    conn: Connection, tenant_id: str, brand_id: str, start: datetime, end: datetime
+) -> int:
+    n = await conn.fetchval(
+        """
+        SELECT count(DISTINCT token) FROM tokens
+        WHERE tenant_id = $1 AND brand_id = $2 AND kind = 'author'
+          AND bucket >= $3 AND bucket < $4
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+    )
+    return int(n or 0)
+
+
+async def totals(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    metric: str,
+    dimension: str,
+    start: datetime,
+    end: datetime,
+) -> dict[str, int]:
+    rows = await conn.fetch(
+        """
+        SELECT value, sum(n)::bigint AS n FROM hourly
+        WHERE tenant_id = $1 AND brand_id = $2 AND metric = $3 AND dimension = $4
+          AND bucket >= $5 AND bucket < $6
+        GROUP BY value ORDER BY value
+        """,
+        tenant_id,
+        brand_id,
+        metric,
+        dimension,
+        start,
+        end,
+    )
+    return {r["value"]: int(r["n"]) for r in rows}
+
+
+async def top_tokens(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    kind: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+) -> list[tuple[str, int]]:
+    rows = await conn.fetch(
+        """
+        SELECT token, sum(n)::bigint AS n FROM tokens
+        WHERE tenant_id = $1 AND brand_id = $2 AND kind = $3 AND bucket >= $4 AND bucket < $5
+        GROUP BY token ORDER BY n DESC, token LIMIT $6
+        """,
+        tenant_id,
+        brand_id,
+        kind,
+        start,
+        end,
+        limit,
+    )
+    return [(r["token"], int(r["n"])) for r in rows]
+
+
+async def top_posts(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    start: datetime,
+    end: datetime,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Our posts by replies heard in the period, with where they were published."""
+    rows = await conn.fetch(
+        """
+        WITH top AS (
+            SELECT value AS post_id, sum(n)::bigint AS replies FROM hourly
+            WHERE tenant_id = $1 AND brand_id = $2 AND metric = 'post_replies'
+              AND dimension = 'post' AND bucket >= $3 AND bucket < $4
+            GROUP BY value ORDER BY replies DESC, value LIMIT $5
+        )
+        SELECT top.post_id, top.replies, o.network, o.url, o.external_id, o.at AS published_at
+        FROM top
+        LEFT JOIN LATERAL (
+            SELECT network, url, external_id, at FROM post_outcomes
+            WHERE tenant_id = $1 AND post_id = top.post_id::uuid AND outcome = 'published'
+            ORDER BY at LIMIT 1
+        ) o ON true
+        ORDER BY top.replies DESC, top.post_id
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+_GROUPS = {"brand": "''", "team": "coalesce(team_id, '')", "member": "coalesce(member_id, '')"}
+
+
+async def response_stats(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    start: datetime,
+    end: datetime,
+    by: str,
+    limit: int,
+    after: str | None,
+) -> list[dict[str, Any]]:
+    """First and next response times (count, median, p90) and SLA met / breached per group."""
+    group = _GROUPS[by]
+    rows = await conn.fetch(
+        f"""
+        WITH r AS (
+            SELECT {group} AS key, response_kind, response_s, first_response_s, sla_state
+            FROM responses
+            WHERE tenant_id = $1 AND brand_id = $2 AND replied_at >= $3 AND replied_at < $4
+        ), b AS (
+            SELECT {group} AS key, count(*) AS breached FROM sla_breaches
+            WHERE tenant_id = $1 AND brand_id = $2 AND breached_at >= $3 AND breached_at < $4
+            GROUP BY 1
+        ), s AS (
+            SELECT key,
+                   count(first_response_s) AS first_count,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY first_response_s) AS first_median,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY first_response_s) AS first_p90,
+                   count(*) FILTER (WHERE response_kind = 'next') AS next_count,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY response_s)
+                       FILTER (WHERE response_kind = 'next') AS next_median,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY response_s)
+                       FILTER (WHERE response_kind = 'next') AS next_p90,
+                   count(*) AS replies,
+                   count(*) FILTER (WHERE sla_state = 'met') AS met
+            FROM r GROUP BY key
+        )
+        SELECT coalesce(s.key, b.key) AS key, coalesce(s.first_count, 0) AS first_count,
+               s.first_median, s.first_p90, coalesce(s.next_count, 0) AS next_count,
+               s.next_median, s.next_p90, coalesce(s.replies, 0) AS replies,
+               coalesce(s.met, 0) AS met, coalesce(b.breached, 0) AS breached
+        FROM s FULL JOIN b ON s.key = b.key
+        WHERE $6::text IS NULL OR coalesce(s.key, b.key) > $6
+        ORDER BY 1 LIMIT $5
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+        limit,
+        after,
+    )
+    return [dict(r) for r in rows]
+
+
+async def backlog(conn: Connection, tenant_id: str, brand_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT status, level, count(*)::bigint AS n FROM conversations
+        WHERE tenant_id = $1 AND brand_id = $2 AND status <> 'closed'
+        GROUP BY status, level ORDER BY status, level
+        """,
+        tenant_id,
+        brand_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def publishing_stats(
+    conn: Connection,
+    tenant_id: str,
+    brand_id: str,
+    start: datetime,
+    end: datetime,
+    on_time_s: float,
+) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        """
+        SELECT network, channel_id,
+               count(*) FILTER (WHERE outcome = 'published') AS published,
+               count(*) FILTER (WHERE outcome = 'failed') AS failed,
+               count(*) FILTER (WHERE outcome = 'published' AND lateness_s <= $5) AS on_time,
+               count(*) FILTER (WHERE outcome = 'published' AND lateness_s > $5) AS late,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY lateness_s)
+                   FILTER (WHERE outcome = 'published') AS lateness_median_s,
+               percentile_cont(0.9) WITHIN GROUP (ORDER BY lateness_s)
+                   FILTER (WHERE outcome = 'published') AS lateness_p90_s
+        FROM post_outcomes
+        WHERE tenant_id = $1 AND brand_id = $2 AND at >= $3 AND at < $4
+        GROUP BY network, channel_id ORDER BY network, channel_id
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+        on_time_s,
+    )
+    return [dict(r) for r in rows]
+
+
+async def scheduled_count(
+    conn: Connection, tenant_id: str, brand_id: str, start: datetime, end: datetime
+) -> int:
+    n = await conn.fetchval(
+        """
+        SELECT count(*) FROM post_schedules
+        WHERE tenant_id = $1 AND brand_id = $2 AND NOT cancelled
+          AND scheduled_at >= $3 AND scheduled_at < $4
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+    )
+    return int(n or 0)
