@@ -952,9 +952,10 @@ def main() -> None:
         "--plan-cache-modes",
         type=lambda text: text.split(","),
         default=["auto", "force_generic_plan", "force_custom_plan"],
-        help="Postgres plan_cache_mode values to measure, comma-separated (auto: as the service"
-        " runs today, where a statement asyncpg caches may switch to a generic plan after five"
-        " runs; force_generic_plan: every statement after such a switch)",
+        help="Postgres plan_cache_mode values to measure, comma-separated (auto: Postgres'"
+        " default, where a statement asyncpg caches may switch to a generic plan after five"
+        " runs; force_generic_plan: every statement after such a switch; force_custom_plan: as"
+        " the inbox runs, see SMM_INBOX_DB_PLAN_CACHE_MODE)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()

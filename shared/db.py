@@ -35,12 +35,24 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, schema: str | None = None
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    schema: str | None = None,
+    plan_cache_mode: str | None = None,
 ) -> asyncpg.Pool:
-    """A pool whose connections decode json/jsonb and (optionally) pin the search_path."""
+    """A pool whose connections decode json/jsonb and (optionally) pin the search_path.
+
+    `plan_cache_mode="force_custom_plan"` plans every statement for its values: a statement
+    asyncpg caches may otherwise switch to a generic plan after five runs, which for filters whose
+    selectivity depends on the value (a search word, a tag) can be a hundred times slower.
+    """
     server_settings: dict[str, str] = {"application_name": f"opensmm-{schema or 'tool'}"}
     if schema is not None:
         server_settings["search_path"] = schema
+    if plan_cache_mode is not None:
+        server_settings["plan_cache_mode"] = plan_cache_mode
     pool: Any = await asyncpg.create_pool(
         dsn,
         min_size=min_size,

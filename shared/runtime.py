@@ -167,6 +167,7 @@ def create_app(runtime: Runtime, wire: Wire, migrations: Path) -> FastAPI:
                 min_size=s.db_pool_min_size,
                 max_size=s.db_pool_max_size,
                 schema=runtime.service,
+                plan_cache_mode=s.db_plan_cache_mode,
             ),
         )
 

@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     database_url: SecretStr | None = None
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=10, ge=1)
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = Field(
+        default="auto", description="Postgres plan_cache_mode on the service's connections."
+    )
     consumer_max_records: int = Field(default=500, ge=1, le=10_000)
     consumer_batch_timeout_ms: int = Field(default=100, ge=1)
     consumer_max_attempts: int = Field(
@@ -95,6 +98,11 @@ class PublisherSettings(ServiceSettings):
 class InboxSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SMM_INBOX_", env_file=".env", extra="ignore")
     http_port: int = DEFAULT_HTTP_PORTS["inbox"]
+    # The agent list's filters (search words, tags) need plans made for their values.
+    db_plan_cache_mode: Literal["auto", "force_custom_plan", "force_generic_plan"] = Field(
+        default="force_custom_plan",
+        description="Postgres plan_cache_mode on the inbox's connections (see benchmarks.md).",
+    )
     sla_tick_s: float = Field(
         default=5.0, gt=0, le=300, description="How often SLA states, escalations and snoozes move."
     )
