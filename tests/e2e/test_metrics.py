@@ -10,6 +10,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,14 @@ from shared.events import Author, MentionPayload, QueryMatch, Thread, envelope_f
 from shared.metrics import ServiceMetrics
 from shared.topics import MENTIONS
 from tests.conftest import SessionStack
-from tests.support import ServiceProcess, mention, post_mentions, token, wait_until
+from tests.support import (
+    ServiceProcess,
+    events_for,
+    mention,
+    post_mentions,
+    token,
+    wait_until,
+)
 
 Json = dict[str, Any]
 FROM, TO = "2026-10-01", "2026-12-01"  # the test mentions' creation times
@@ -55,7 +63,18 @@ async def _fetch(db: asyncpg.Connection, sql: str, *args: Any) -> list[asyncpg.R
     return list(await db.fetch(sql, *args))
 
 
-async def test_every_figure_agrees_exactly_with_the_source_schemas(
+@dataclass(frozen=True)
+class Traffic:
+    """What `brand_traffic` did, for the assertions."""
+
+    rows: list[asyncpg.Record]  # the brand's mentions as ingest stores them
+    total: int
+    remote_id: str
+    post: Json
+    channel: Json
+
+
+async def brand_traffic(
     services: dict[str, ServiceProcess],
     sandbox: str,
     http: httpx.AsyncClient,
@@ -64,7 +83,9 @@ async def test_every_figure_agrees_exactly_with_the_source_schemas(
     stack: SessionStack,
     tenant: str,
     admin_db: asyncpg.Connection,
-) -> None:
+) -> Traffic:
+    """Mentions (English, Russian, a competitor's, one delivered twice), a reply through the
+    publisher, a post published and two replies to it; returns once metrics has caught up."""
     ingest, inbox = services["ingest"].url + "/api/v1", services["inbox"].url + "/api/v1"
     publisher, metrics = services["publisher"].url + "/api/v1", services["metrics"].url + "/api/v1"
     brand = f"{metrics}/brands/brand-a"
@@ -241,14 +262,7 @@ async def test_every_figure_agrees_exactly_with_the_source_schemas(
     rows = await _fetch(
         admin_db,
         """
-        SELECT m.mention_id, m.matches,
-               -- ingest's events call a reply to our tracked post a comment
-               CASE WHEN i.kind <> 'direct_message' AND EXISTS (
-                        SELECT 1 FROM ingest.tracked_posts t
-                        WHERE t.tenant_id = m.tenant_id AND t.brand_id = m.brand_id
-                          AND t.external_id IN (i.root_external_id, i.parent_external_id))
-                    THEN 'comment' ELSE i.kind END AS kind,
-               coalesce(i.language, 'und') AS language,
+        SELECT m.mention_id, m.matches, i.kind, coalesce(i.language, 'und') AS language,
                i.author->>'id' AS author_id, i.text, i.root_external_id, i.created_at
         FROM ingest.item_matches m JOIN ingest.items i ON i.id = m.item_id
         WHERE m.tenant_id = $1 AND m.brand_id = 'brand-a' AND i.deleted_at IS NULL
@@ -278,12 +292,38 @@ async def test_every_figure_agrees_exactly_with_the_source_schemas(
         return s if done else {}
 
     await wait_until(caught_up, timeout_s=60, interval_s=0.3, what="metrics to catch up")
+    assert remote_id is not None
+    return Traffic(list(rows), expected_total, remote_id, post, channel)
 
+
+async def test_every_figure_agrees_exactly_with_the_source_schemas(
+    services: dict[str, ServiceProcess],
+    sandbox: str,
+    http: httpx.AsyncClient,
+    admin: dict[str, str],
+    source: Json,
+    stack: SessionStack,
+    tenant: str,
+    admin_db: asyncpg.Connection,
+) -> None:
+    t = await brand_traffic(services, sandbox, http, admin, source, stack, tenant, admin_db)
+    rows, expected_total, remote_id, post, channel = t.rows, t.total, t.remote_id, t.post, t.channel
+    metrics = services["metrics"].url + "/api/v1"
+    brand = f"{metrics}/brands/brand-a"
+
+    # Ingest's own word on each mention's kind and the post it replies to: its events. (Its
+    # tables keep the network's kind; a reply to our post is emitted as a `comment`.)
+    emitted = {
+        uuid.UUID(e["payload"]["mention_id"]): e["payload"]
+        for e in await events_for(stack.bootstrap, stack.topic(MENTIONS.name), tenant, len(rows))
+        if e["type"] == "mention.received"
+    }
+    assert set(emitted) == {r["mention_id"] for r in rows}
     period = {"from": FROM, "to": TO}
     # Volume, kind, language, sentiment, intent.
     for dimension, expected in (
         ("all", {"all": expected_total}),
-        ("kind", Counter(r["kind"] for r in rows)),
+        ("kind", Counter(emitted[r["mention_id"]]["kind"] for r in rows)),
         ("language", Counter(r["language"] for r in rows)),
     ):
         got = await _get(http, f"{brand}/series", admin, dimension=dimension, **period)
@@ -327,10 +367,10 @@ async def test_every_figure_agrees_exactly_with_the_source_schemas(
 
     # Replies to our published post.
     top_posts = await _get(http, f"{brand}/top-posts", admin, **period)
-    assert [(p["post_id"], p["replies"]) for p in top_posts["items"]] == [
-        (post["id"], sum(1 for r in rows if r["root_external_id"] == remote_id))
-    ]
-    assert top_posts["items"][0]["replies"] == 2
+    linked = Counter(p["replies_to_post_id"] for p in emitted.values() if p["replies_to_post_id"])
+    assert {p["post_id"]: p["replies"] for p in top_posts["items"]} == dict(linked)
+    assert set(linked) <= {post["id"]}
+    assert sum(1 for r in rows if r["root_external_id"] == remote_id) == 2
 
     # Response times and SLA against the inbox's own conversations.
     now_period = NOW_PERIOD
