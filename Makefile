@@ -38,6 +38,7 @@ logs: install
 
 test: install
 	$(BIN)/smm dev up --infra-only
+	./devstack/install-prometheus.sh >/dev/null
 	$(BIN)/pytest
 
 test-unit: install

@@ -33,6 +33,7 @@ def wire(rt: Runtime) -> APIRouter:
             lease_s=settings.dispatch_lease_s,
             batch=settings.dispatch_batch,
             network_timeout_s=settings.network_timeout_s,
+            metrics=rt.metrics,
         )
         rt.background.append(dispatcher.run)
         rt.background.append(lambda: keep_fresh(lambda: rt.pool, PUBLISH_ADAPTERS, box))

@@ -52,8 +52,8 @@ def prometheus_binary() -> Path:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
     pytest.fail(
-        f"no prometheus server in {tools}/bin or on PATH; .ci/run installs it "
-        "(apt-get download prometheus && dpkg-deb -x, as .ci/validate-deploy does for promtool)"
+        f"no prometheus server in {tools}/bin or on PATH; make test installs it "
+        "(devstack/install-prometheus.sh)"
     )
 
 
