@@ -161,6 +161,8 @@ class PostPublishedPayload(EventModel):
     published_at: datetime
     # Until when ingest should collect replies to it (None: the platform default window).
     track_replies_until: datetime | None = None
+    # When this delivery was due (its run of a recurring post), for on-time rates and lateness.
+    scheduled_at: datetime | None = None
 
 
 class PostPublished(Envelope[PostPublishedPayload]):
@@ -182,6 +184,31 @@ class PostLifecyclePayload(EventModel):
 
 
 # --- smm.inbox.v1 ----------------------------------------------------------------------------
+
+
+class PostEngagementPayload(EventModel):
+    """`post.engagement_updated` (smm.posts.v1): the latest counters of a post of ours as its
+    network reports them, and the channel's audience at that moment. Counters are absolute
+    (not deltas); a field the network does not report is null."""
+
+    EVENT_TYPE: ClassVar[str] = "post.engagement_updated"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    post_id: uuid.UUID
+    channel_id: uuid.UUID
+    network: str
+    external_id: str
+    measured_at: datetime
+    likes: int | None = Field(default=None, ge=0)
+    reposts: int | None = Field(default=None, ge=0)
+    replies: int | None = Field(default=None, ge=0)
+    views: int | None = Field(default=None, ge=0)
+    followers: int | None = Field(default=None, ge=0)
+
+
+class PostEngagementUpdated(Envelope[PostEngagementPayload]):
+    type: Literal["post.engagement_updated"] = "post.engagement_updated"
+    schema_version: Literal[1] = 1
 
 
 class ReplyRequestedPayload(EventModel):
