@@ -6,7 +6,9 @@
 #   docker compose exec postgres bash /docker-entrypoint-initdb.d/10-roles.sh
 #
 # Passwords come from SMM_INGEST_DB_PASSWORD, SMM_PUBLISHER_DB_PASSWORD,
-# SMM_INBOX_DB_PASSWORD and SMM_METRICS_DB_PASSWORD (see .env.example).
+# SMM_INBOX_DB_PASSWORD and SMM_METRICS_DB_PASSWORD (see .env.example). With
+# SMM_GRAFANA_PG_PASSWORD set it also creates smm_metrics_ro, the read-only role
+# Grafana's brand analytics dashboards use on the metrics schema.
 set -euo pipefail
 
 : "${POSTGRES_USER:=postgres}"
@@ -42,3 +44,20 @@ ALTER ROLE :"role" IN DATABASE :"db" SET search_path = :"schema";
 SQL
   echo "10-roles.sh: role $role owns schema $service"
 done
+
+if [[ -n "${SMM_GRAFANA_PG_PASSWORD:-}" ]]; then
+  # SELECT on the metrics schema only, today's tables and the ones the metrics service's
+  # migrations create later (default privileges of their owner, smm_metrics).
+  psql "${psql_args[@]}" -v db="$POSTGRES_DB" -v pw="$SMM_GRAFANA_PG_PASSWORD" <<'SQL'
+SELECT 'CREATE ROLE smm_metrics_ro LOGIN'
+WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'smm_metrics_ro')
+\gexec
+ALTER ROLE smm_metrics_ro WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'pw';
+GRANT CONNECT ON DATABASE :"db" TO smm_metrics_ro;
+GRANT USAGE ON SCHEMA metrics TO smm_metrics_ro;
+GRANT SELECT ON ALL TABLES IN SCHEMA metrics TO smm_metrics_ro;
+ALTER DEFAULT PRIVILEGES FOR ROLE smm_metrics IN SCHEMA metrics GRANT SELECT ON TABLES TO smm_metrics_ro;
+ALTER ROLE smm_metrics_ro IN DATABASE :"db" SET search_path = metrics;
+SQL
+  echo "10-roles.sh: role smm_metrics_ro reads schema metrics"
+fi
