@@ -326,3 +326,16 @@ def logs(
             typer.echo(tail(path, lines), nl=False)
     if follow:
         _follow(paths)
+
+
+@dev_app.command()
+def analytics(
+    tenant: Annotated[str, typer.Option(help="The tenant.")] = "demo-agency",
+    brand: Annotated[str, typer.Option(help="The brand.")] = "demo-sneakers",
+) -> None:
+    """The metrics API's figures for a brand beside direct counts from the owning schemas (they
+    must agree exactly), and its client report written to .devstack/reports/."""
+    from devstack.analytics_check import check
+
+    if not asyncio.run(check(tenant, brand)):
+        raise typer.Exit(code=1)

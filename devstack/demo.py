@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import typer
 
+from devstack import analytics_check
 from devstack.state import load_secrets, sandbox_url, service_url
 from shared.auth import issue_token
 
@@ -162,7 +163,12 @@ def _signed_body(secret: str, mentions: list[dict[str, Any]]) -> tuple[bytes, di
     return body, {"X-SMM-Signature": f"sha256={digest}", "Content-Type": "application/json"}
 
 
+# The demo's last step compares analytics with direct counts once it has run this long.
+ANALYTICS_AFTER_S = 120
+
+
 async def run() -> None:
+    demo_started = time.monotonic()
     token = issue_token(load_secrets().auth_secret, tenant_id=TENANT, role="admin")
     auth = {"Authorization": f"Bearer {token}"}
     ingest, inbox = service_url("ingest"), service_url("inbox")
@@ -224,6 +230,12 @@ async def run() -> None:
     brand_account = await _sandbox_traffic(auth, run_id)
     channel_id = await _scheduled_posts(auth, brand_account)
     await _reply_to_most_urgent(auth, channel_id)
+    wait = ANALYTICS_AFTER_S - (time.monotonic() - demo_started)
+    if wait > 0:
+        typer.echo(f"\nLetting the traffic run {wait:.0f}s more before checking the analytics…")
+        await asyncio.sleep(wait)
+    if not await analytics_check.check(TENANT, BRAND):
+        raise typer.Exit(code=1)
     typer.echo("\nTry it yourself:")
     typer.echo(f"  export TOKEN=$(smm token issue --tenant {TENANT} --role agent)")
     typer.echo(
