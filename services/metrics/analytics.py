@@ -3,6 +3,7 @@ The API and the client report both call these; SQL is in the repository."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -10,12 +11,18 @@ from zoneinfo import ZoneInfo
 
 from services.metrics import repository
 from services.metrics.models import (
+    Audience,
+    AudiencePointOut,
     Backlog,
     BacklogRow,
+    ChannelAudience,
     ChannelPublishing,
     Comparison,
     Durations,
+    EngagementTotals,
     PeriodTotals,
+    PostEngagement,
+    PostsEngagement,
     Publishing,
     ResponseRow,
     ResponseStats,
@@ -30,7 +37,7 @@ from services.metrics.models import (
     Voice,
 )
 from services.metrics.periods import Period, Unit, buckets
-from services.metrics.rollups import ON_TIME_S
+from services.metrics.rollups import ON_TIME_S, engagement_rate, last_per_bucket
 from shared.db import Connection
 
 
@@ -282,6 +289,7 @@ async def publishing(conn: Connection, tenant_id: str, brand_id: str, period: Pe
         ChannelPublishing(
             network=r["network"],
             channel_id=r["channel_id"],
+            scheduled=int(r["scheduled"]),
             published=int(r["published"]),
             failed=int(r["failed"]),
             on_time=int(r["on_time"]),
@@ -306,6 +314,101 @@ async def publishing(conn: Connection, tenant_id: str, brand_id: str, period: Pe
         late=late,
         on_time_rate=_rate(on_time, late),
         channels=channels,
+    )
+
+
+async def posts_engagement(
+    conn: Connection,
+    tenant_id: str,
+    brand_id: str,
+    period: Period,
+    *,
+    sort: str = "published",
+    limit: int = 100,
+    network: str | None = None,
+) -> PostsEngagement:
+    args: dict[str, Any] = {
+        "tenant_id": tenant_id,
+        "brand_id": brand_id,
+        "start": period.start,
+        "end": period.end,
+        "network": network,
+    }
+    rows = await repository.post_engagement(conn, order=sort, limit=limit, **args)
+    t = await repository.engagement_totals(conn, **args)
+    return PostsEngagement(
+        brand_id=brand_id,
+        start=period.start,
+        end=period.end,
+        sort=sort,
+        totals=EngagementTotals(
+            posts=int(t.get("posts") or 0),
+            measured=int(t.get("measured") or 0),
+            likes=int(t.get("likes") or 0),
+            reposts=int(t.get("reposts") or 0),
+            replies=int(t.get("replies") or 0),
+            views=int(t.get("views") or 0),
+            engagement=int(t.get("engagement") or 0),
+            engagement_rate_mean=None if t.get("rate") is None else float(t["rate"]),
+        ),
+        items=[
+            PostEngagement(**r, engagement_rate=engagement_rate(r["engagement"], r["followers"]))
+            for r in rows
+        ],
+    )
+
+
+async def audience(
+    conn: Connection,
+    tenant_id: str,
+    brand_id: str,
+    period: Period,
+    unit: Unit,
+    tz: ZoneInfo,
+    channel_id: uuid.UUID | None = None,
+) -> Audience:
+    """Each channel's followers, the last measurement of each bucket in the zone."""
+    buckets(period.start, period.end, unit, tz)  # refuses a period of too many buckets
+    rows = await repository.audience(
+        conn,
+        tenant_id=tenant_id,
+        brand_id=brand_id,
+        start=period.start,
+        end=period.end,
+        channel_id=channel_id,
+    )
+    per_channel: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        per_channel[r["channel_id"]].append(r)
+    channels = []
+    for channel, measured in per_channel.items():
+        points = last_per_bucket(
+            ((r["measured_at"], int(r["followers"])) for r in measured), unit, tz
+        )
+        ordered = sorted(measured, key=lambda r: r["measured_at"])
+        first, last = int(ordered[0]["followers"]), int(ordered[-1]["followers"])
+        channels.append(
+            ChannelAudience(
+                channel_id=channel,
+                network=ordered[-1]["network"],
+                first=first,
+                last=last,
+                change=last - first,
+                points=[
+                    AudiencePointOut(
+                        start=p.start, followers=p.followers, measured_at=p.measured_at
+                    )
+                    for p in points
+                ],
+            )
+        )
+    return Audience(
+        brand_id=brand_id,
+        bucket=unit,
+        timezone=tz.key,
+        start=period.start.astimezone(tz),
+        end=period.end.astimezone(tz),
+        channels=sorted(channels, key=lambda c: (c.network, str(c.channel_id))),
     )
 
 
@@ -340,6 +443,10 @@ async def summary(
         responses=await responses(conn, tenant_id, brand_id, period, "brand", 1, None),
         publishing=await publishing(conn, tenant_id, brand_id, period),
         top_posts=await top_posts(conn, tenant_id, brand_id, period, 10),
+        engagement=await posts_engagement(
+            conn, tenant_id, brand_id, period, sort="engagement", limit=10
+        ),
+        audience=await audience(conn, tenant_id, brand_id, period, unit, tz),
         top_hashtags=await top(conn, tenant_id, brand_id, "hashtag", period, 10),
         top_terms=await top(conn, tenant_id, brand_id, "term", period, 10),
         top_authors=await top(conn, tenant_id, brand_id, "author", period, 10),

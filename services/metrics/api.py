@@ -4,6 +4,7 @@ response times, backlog, publishing, CSV export and the client report, scoped by
 
 import csv
 import io
+import uuid
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -14,7 +15,9 @@ from fastapi.responses import HTMLResponse, Response
 from services.metrics import analytics, report, repository
 from services.metrics.models import (
     SERIES,
+    Audience,
     Backlog,
+    PostsEngagement,
     Publishing,
     Reporting,
     ReportingOut,
@@ -79,6 +82,14 @@ def _csv(header: list[str], rows: list[list[Any]], name: str) -> Response:
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
 
 
 def build_api(rt: Runtime) -> APIRouter:
@@ -240,14 +251,112 @@ def build_api(rt: Runtime) -> APIRouter:
         async with rt.pool.acquire() as conn:
             return await analytics.backlog(conn, caller.tenant_id, brand_id)
 
-    @router.get("/brands/{brand_id}/publishing", response_model=Publishing)
+    @router.get("/brands/{brand_id}/publishing", response_model=Publishing, responses=CSV_RESPONSE)
     async def get_publishing(
-        brand_id: BrandPath, caller: Caller, start: From, end: To, timezone: Zone = None
-    ) -> Publishing:
+        brand_id: BrandPath,
+        caller: Caller,
+        start: From,
+        end: To,
+        timezone: Zone = None,
+        format: Format = "json",
+    ) -> Any:
         """Posts scheduled, published and failed per channel; on-time rate and lateness."""
         period, _ = await scope(caller, brand_id, start, end, timezone)
         async with rt.pool.acquire() as conn:
-            return await analytics.publishing(conn, caller.tenant_id, brand_id, period)
+            result = await analytics.publishing(conn, caller.tenant_id, brand_id, period)
+        if format == "csv":
+            header = [
+                "network",
+                "channel_id",
+                "scheduled",
+                "published",
+                "failed",
+                "on_time",
+                "late",
+                "on_time_rate",
+                "lateness_median_s",
+                "lateness_p90_s",
+            ]
+            rows = [[_cell(getattr(c, h)) for h in header] for c in result.channels]
+            return _csv(header, rows, f"{brand_id}-publishing")
+        return result
+
+    @router.get(
+        "/brands/{brand_id}/engagement", response_model=PostsEngagement, responses=CSV_RESPONSE
+    )
+    async def get_engagement(
+        brand_id: BrandPath,
+        caller: Caller,
+        start: From,
+        end: To,
+        sort: Annotated[
+            Literal["published", "engagement"],
+            Query(description="newest first, or top posts by engagement"),
+        ] = "published",
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        network: Annotated[str | None, Query(max_length=64)] = None,
+        timezone: Zone = None,
+        format: Format = "json",
+    ) -> Any:
+        """Our posts published in the period, per channel, with their latest likes, reposts,
+        replies, views, engagement and engagement rate (engagement / followers at measurement)."""
+        period, _ = await scope(caller, brand_id, start, end, timezone)
+        async with rt.pool.acquire() as conn:
+            result = await analytics.posts_engagement(
+                conn, caller.tenant_id, brand_id, period, sort=sort, limit=limit, network=network
+            )
+        if format == "csv":
+            header = [
+                "post_id",
+                "channel_id",
+                "network",
+                "external_id",
+                "url",
+                "published_at",
+                "likes",
+                "reposts",
+                "replies",
+                "views",
+                "engagement",
+                "followers",
+                "engagement_rate",
+                "measured_at",
+            ]
+            rows = [[_cell(getattr(p, h)) for h in header] for p in result.items]
+            return _csv(header, rows, f"{brand_id}-engagement")
+        return result
+
+    @router.get("/brands/{brand_id}/audience", response_model=Audience, responses=CSV_RESPONSE)
+    async def get_audience(
+        brand_id: BrandPath,
+        caller: Caller,
+        start: From,
+        end: To,
+        bucket: Unit = "day",
+        channel_id: Annotated[uuid.UUID | None, Query()] = None,
+        timezone: Zone = None,
+        format: Format = "json",
+    ) -> Any:
+        """Each channel's followers over time: the last measurement of each bucket (hour, or
+        day/week/month in the zone)."""
+        period, tz = await scope(caller, brand_id, start, end, timezone)
+        try:
+            async with rt.pool.acquire() as conn:
+                result = await analytics.audience(
+                    conn, caller.tenant_id, brand_id, period, bucket, tz, channel_id
+                )
+        except ValueError as exc:
+            raise _bad("bucket", str(exc)) from exc
+        if format == "csv":
+            rows = [
+                [p.start.isoformat(), c.network, str(c.channel_id), p.followers,
+                 p.measured_at.isoformat()]
+                for c in result.channels
+                for p in c.points
+            ]  # fmt: skip
+            header = ["bucket_start", "network", "channel_id", "followers", "measured_at"]
+            return _csv(header, rows, f"{brand_id}-audience")
+        return result
 
     @router.get(
         "/brands/{brand_id}/report",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from services.metrics import repository, rollups
@@ -17,6 +18,7 @@ from shared.events import (
     MentionDeleted,
     MentionReceived,
     MentionUpdated,
+    PostEngagementUpdated,
     PostLifecyclePayload,
     PostPublished,
 )
@@ -34,7 +36,7 @@ class PostLifecycle(Envelope[PostLifecyclePayload]):
     schema_version: Literal[1] = 1
 
 
-PostEvent = PostPublished | PostLifecycle
+PostEvent = PostPublished | PostLifecycle | PostEngagementUpdated
 
 
 async def apply_mentions(conn: Connection, events: Sequence[MentionEvent]) -> None:
@@ -137,35 +139,122 @@ async def apply_inbox(conn: Connection, events: Sequence[InboxItemEvent]) -> Non
     await repository.add_counts(conn, counts)
 
 
+async def apply_engagement(conn: Connection, events: Sequence[PostEngagementUpdated]) -> None:
+    """Each post's latest counters per channel, and each channel's last audience of the hour;
+    older measurements (late, or redelivered under a new id) never overwrite newer ones."""
+    latest = rollups.newest(
+        events,
+        key=lambda e: (e.tenant_id, e.payload.post_id, e.payload.channel_id),
+        at=lambda e: e.payload.measured_at,
+    )
+    if latest:
+        await repository.upsert_engagement(
+            conn,
+            [
+                {
+                    "tenant_id": e.tenant_id,
+                    "post_id": str(e.payload.post_id),
+                    "channel_id": str(e.payload.channel_id),
+                    "brand_id": e.brand_id or "",
+                    "network": e.payload.network,
+                    "external_id": e.payload.external_id,
+                    "likes": e.payload.likes,
+                    "reposts": e.payload.reposts,
+                    "replies": e.payload.replies,
+                    "views": e.payload.views,
+                    "followers": e.payload.followers,
+                    "measured_at": e.payload.measured_at.isoformat(),
+                }
+                for e in latest
+            ],
+        )
+    audience = rollups.newest(
+        [e for e in events if e.payload.followers is not None],
+        key=lambda e: (e.tenant_id, e.brand_id, e.payload.channel_id, _utc_hour(e)),
+        at=lambda e: e.payload.measured_at,
+    )
+    if audience:
+        await repository.upsert_audience(
+            conn,
+            [
+                {
+                    "tenant_id": e.tenant_id,
+                    "brand_id": e.brand_id or "",
+                    "channel_id": str(e.payload.channel_id),
+                    "bucket": _utc_hour(e).isoformat(),
+                    "network": e.payload.network,
+                    "followers": e.payload.followers,
+                    "measured_at": e.payload.measured_at.isoformat(),
+                }
+                for e in audience
+            ],
+        )
+
+
+def _utc_hour(e: PostEngagementUpdated) -> datetime:
+    return hour(e.payload.measured_at.astimezone(UTC))
+
+
 async def apply_posts(conn: Connection, events: Sequence[PostEvent]) -> None:
-    """Schedules remembered per post; each channel outcome stored with its lateness."""
+    """Schedules remembered per post (and per channel when the event names one); each channel
+    outcome stored with its lateness; engagement measurements kept latest-wins."""
+    measured = [e for e in events if isinstance(e, PostEngagementUpdated)]
+    if measured:
+        await apply_engagement(conn, measured)
+    lifecycle = [e for e in events if not isinstance(e, PostEngagementUpdated)]
     schedules: dict[tuple[str, uuid.UUID], dict[str, Any]] = {}
-    for e in events:
-        if e.type == "post.scheduled" and e.payload.scheduled_at is not None:
-            schedules[(e.tenant_id, e.payload.post_id)] = {
-                "tenant_id": e.tenant_id,
-                "post_id": str(e.payload.post_id),
-                "brand_id": e.brand_id or "",
-                "scheduled_at": e.payload.scheduled_at.isoformat(),
-                "cancelled": False,
-                "occurred_at": e.occurred_at.isoformat(),
-            }
+    channel_schedules: dict[tuple[str, uuid.UUID, uuid.UUID], dict[str, Any]] = {}
+    for e in lifecycle:
+        if e.type != "post.scheduled" or e.payload.scheduled_at is None:
+            continue
+        planned: dict[str, Any] = {
+            "tenant_id": e.tenant_id,
+            "post_id": str(e.payload.post_id),
+            "brand_id": e.brand_id or "",
+            "scheduled_at": e.payload.scheduled_at.isoformat(),
+            "cancelled": False,
+            "occurred_at": e.occurred_at.isoformat(),
+        }
+        if e.payload.channel_id is not None:
+            per_channel = (e.tenant_id, e.payload.post_id, e.payload.channel_id)
+            planned |= {"channel_id": str(e.payload.channel_id), "network": e.payload.network or ""}
+            seen = channel_schedules.get(per_channel)
+            if seen is None or seen["at"] <= e.occurred_at:
+                channel_schedules[per_channel] = planned | {"at": e.occurred_at}
+        else:
+            per_post = (e.tenant_id, e.payload.post_id)
+            if per_post not in schedules or schedules[per_post]["at"] <= e.occurred_at:
+                schedules[per_post] = planned | {"at": e.occurred_at}
     if schedules:
-        await repository.remember_schedules(conn, list(schedules.values()))
-    cancelled = [(e.tenant_id, e.payload.post_id) for e in events if e.type == "post.cancelled"]
+        await repository.remember_schedules(conn, [_no_at(r) for r in schedules.values()])
+    if channel_schedules:
+        await repository.remember_channel_schedules(
+            conn, [_no_at(r) for r in channel_schedules.values()]
+        )
+    cancelled = [
+        (e.tenant_id, e.payload.post_id, e.payload.channel_id)
+        for e in lifecycle
+        if e.type == "post.cancelled"
+    ]
     if cancelled:
         await repository.cancel_schedules(conn, cancelled)
 
-    outcomes = [e for e in events if e.type in ("post.published", "post.failed")]
+    outcomes = [e for e in lifecycle if e.type in ("post.published", "post.failed")]
     if not outcomes:
         return
-    scheduled = await repository.scheduled_times(
-        conn, [(e.tenant_id, e.payload.post_id) for e in outcomes]
+    # The delivery's own due time when the event carries it; else the channel's remembered
+    # schedule; else the post's (older publishers: the earliest channel's, a series' first run).
+    remembered = await repository.scheduled_times(
+        conn,
+        [(e.tenant_id, e.payload.post_id, e.payload.channel_id) for e in outcomes],
     )
     rows: list[dict[str, Any]] = []
     counts: Counter[CounterKey] = Counter()
     for e in outcomes:
-        brand, due = e.brand_id or "", scheduled.get((e.tenant_id, e.payload.post_id))
+        brand = e.brand_id or ""
+        due = e.payload.scheduled_at or remembered.get(
+            (e.tenant_id, e.payload.post_id, e.payload.channel_id)
+        )
         channel = str(e.payload.channel_id) if e.payload.channel_id else ""
         network = e.payload.network or ""
         row: dict[str, Any] = {
@@ -197,10 +286,15 @@ async def apply_posts(conn: Connection, events: Sequence[PostEvent]) -> None:
             outcome = ["failed"]
         rows.append(row)
         for dimension in outcome:
-            key = (rollups.HOURLY, e.tenant_id, brand, "posts", dimension, hour(at), network)
-            counts[(*key, channel)] += 1
+            counts[
+                (rollups.HOURLY, e.tenant_id, brand, "posts", dimension, hour(at), network, channel)
+            ] += 1
     await repository.insert_outcomes(conn, rows)
     await repository.add_counts(conn, counts)
+
+
+def _no_at(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k != "at"}
 
 
 MENTION_MODELS: dict[str, type[MentionEvent]] = {
@@ -225,6 +319,7 @@ POST_MODELS: dict[str, type[PostEvent]] = {
     "post.scheduled": PostLifecycle,
     "post.failed": PostLifecycle,
     "post.cancelled": PostLifecycle,
+    "post.engagement_updated": PostEngagementUpdated,
 }
 
 

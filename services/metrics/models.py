@@ -145,6 +145,9 @@ class Backlog(BaseModel):
 class ChannelPublishing(BaseModel):
     network: str
     channel_id: uuid.UUID | None
+    scheduled: int = Field(
+        description="this channel's schedules due in the period (per-channel post.scheduled)"
+    )
     published: int
     failed: int
     on_time: int
@@ -167,6 +170,71 @@ class Publishing(BaseModel):
     channels: list[ChannelPublishing]
 
 
+class PostEngagement(BaseModel):
+    """A post of ours on one channel and its latest counters as the network reported them."""
+
+    post_id: uuid.UUID
+    channel_id: uuid.UUID
+    network: str
+    external_id: str | None
+    url: str | None
+    published_at: datetime
+    likes: int | None
+    reposts: int | None
+    replies: int | None
+    views: int | None
+    engagement: int | None = Field(description="likes + reposts + replies; null: not measured")
+    followers: int | None = Field(description="the channel's audience at the measurement")
+    engagement_rate: float | None = Field(description="engagement / followers")
+    measured_at: datetime | None
+
+
+class EngagementTotals(BaseModel):
+    posts: int = Field(description="posts published in the period (per channel)")
+    measured: int = Field(description="of which have a measurement")
+    likes: int
+    reposts: int
+    replies: int
+    views: int
+    engagement: int
+    engagement_rate_mean: float | None = Field(
+        description="mean of the posts' engagement rates (posts with a known audience)"
+    )
+
+
+class PostsEngagement(BaseModel):
+    brand_id: str
+    start: datetime
+    end: datetime
+    sort: str
+    totals: EngagementTotals
+    items: list[PostEngagement]
+
+
+class AudiencePointOut(BaseModel):
+    start: datetime = Field(description="bucket start in the requested zone")
+    followers: int = Field(description="the bucket's last measurement")
+    measured_at: datetime
+
+
+class ChannelAudience(BaseModel):
+    channel_id: uuid.UUID
+    network: str
+    first: int = Field(description="followers at the period's first measurement")
+    last: int = Field(description="followers at the period's last measurement")
+    change: int
+    points: list[AudiencePointOut] = Field(description="buckets with a measurement, in order")
+
+
+class Audience(BaseModel):
+    brand_id: str
+    bucket: str
+    timezone: str
+    start: datetime
+    end: datetime
+    channels: list[ChannelAudience]
+
+
 class Summary(BaseModel):
     """The figures of a client report."""
 
@@ -182,6 +250,8 @@ class Summary(BaseModel):
     responses: ResponseStats
     publishing: Publishing
     top_posts: TopPosts
+    engagement: PostsEngagement
+    audience: Audience
     top_hashtags: TopList
     top_terms: TopList
     top_authors: TopList

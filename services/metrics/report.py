@@ -7,12 +7,15 @@ import asyncio
 import html
 import io
 from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import matplotlib
 
 matplotlib.use("Agg")
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
@@ -27,7 +30,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from services.metrics.models import Series, Summary
+from services.metrics.models import Audience, Series, Summary
 
 Chart = tuple[str, Figure]
 
@@ -40,6 +43,14 @@ def _fmt_s(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None else str(value)
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.2%}"
 
 
 def _labels(series: Series) -> list[str]:
@@ -63,6 +74,34 @@ def _lines(series: Series, title: str) -> Figure:
         ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def _audience(audience: Audience, title: str) -> Figure:
+    fig = Figure(figsize=(7, 2.6), dpi=100)
+    ax = fig.subplots()
+    fmt = "%d %b %H:%M" if audience.bucket == "hour" else "%d %b %Y"
+    for c in audience.channels:
+        ax.plot(
+            [p.start.timestamp() for p in c.points],
+            [p.followers for p in c.points],
+            label=f"{c.network} {str(c.channel_id)[:8]}",
+            marker=".",
+        )
+    tz = ZoneInfo(audience.timezone)
+    ax.xaxis.set_major_formatter(
+        FuncFormatter(lambda x, _: datetime.fromtimestamp(x, tz).strftime(fmt))
+    )
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    if audience.channels:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _post_label(network: str | None, external_id: str | None, post_id: object) -> str:
+    return f"{network or ''} {external_id or str(post_id)[:8]}"
 
 
 def _bars(labels: Sequence[str], values: Sequence[float], title: str, unit: str = "") -> Figure:
@@ -111,15 +150,22 @@ def charts(s: Summary) -> list[Chart]:
         (
             "Top posts",
             _bars(
-                [
-                    f"{p.network or ''} {p.external_id or str(p.post_id)[:8]}"
-                    for p in s.top_posts.items
-                ],
+                [_post_label(p.network, p.external_id, p.post_id) for p in s.top_posts.items],
                 [p.replies for p in s.top_posts.items],
                 "Top posts by replies",
                 "replies",
             ),
         ),
+        (
+            "Top posts by engagement",
+            _bars(
+                [_post_label(p.network, p.external_id, p.post_id) for p in s.engagement.items],
+                [p.engagement or 0 for p in s.engagement.items],
+                "Top posts by engagement (likes + reposts + replies)",
+                "engagement",
+            ),
+        ),
+        ("Audience", _audience(s.audience, "Followers per channel")),
     ]
 
 
@@ -128,6 +174,7 @@ def figures(s: Summary) -> list[tuple[str, str]]:
     c = s.mentions.comparison
     r = s.responses.rows[0] if s.responses.rows else None
     p = s.publishing
+    e = s.engagement.totals
     change = (
         f"{c.change:+d} ({c.change_pct:+.1f} %)"
         if c and c.change_pct is not None
@@ -160,6 +207,16 @@ def figures(s: Summary) -> list[tuple[str, str]]:
         ("SLA met / breached", f"{r.sla_met if r else 0} / {r.sla_breached if r else 0}"),
         ("Posts scheduled / published / failed", f"{p.scheduled} / {p.published} / {p.failed}"),
         ("On-time rate", "-" if p.on_time_rate is None else f"{p.on_time_rate:.0%}"),
+        ("Post engagement (likes + reposts + replies)", str(e.engagement)),
+        ("Likes / reposts / replies / views", f"{e.likes} / {e.reposts} / {e.replies} / {e.views}"),
+        (
+            "Engagement rate (mean per post)",
+            _pct(e.engagement_rate_mean),
+        ),
+        *[
+            (f"Followers: {c.network} {str(c.channel_id)[:8]}", f"{c.last} ({c.change:+d})")
+            for c in s.audience.channels
+        ],
         *[(f"Top hashtag #{e.key}", str(e.count)) for e in s.top_hashtags.items[:5]],
         *[(f"Top term “{e.key}”", str(e.count)) for e in s.top_terms.items[:5]],
     ]
@@ -194,6 +251,13 @@ def _html(s: Summary) -> str:
         f"</td><td>{p.replies}</td></tr>"
         for p in s.top_posts.items
     )
+    engaged = "".join(
+        f"<tr><td>{html.escape(p.network)}</td>"
+        f"<td>{html.escape(p.url or p.external_id or str(p.post_id))}</td>"
+        + "".join(f"<td>{_n(v)}</td>" for v in (p.likes, p.reposts, p.replies, p.views))
+        + f"<td>{_n(p.engagement)}</td><td>{_pct(p.engagement_rate)}</td></tr>"
+        for p in s.engagement.items
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(_title(s))}</title>
 <style>body{{font-family:sans-serif;max-width:60rem;margin:2rem auto}}
@@ -203,6 +267,9 @@ th{{text-align:left;padding-right:2rem}} svg{{max-width:100%;height:auto}}</styl
 {sections}
 <h2>Top posts by replies</h2>
 <table class="posts"><tr><th>network</th><th>post</th><th>replies</th></tr>{posts}</table>
+<h2>Top posts by engagement</h2>
+<table class="engagement"><tr><th>network</th><th>post</th><th>likes</th><th>reposts</th>
+<th>replies</th><th>views</th><th>engagement</th><th>rate</th></tr>{engaged}</table>
 </body></html>"""
 
 

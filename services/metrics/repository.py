@@ -227,27 +227,74 @@ async def remember_schedules(conn: Connection, rows: Sequence[dict[str, Any]]) -
     )
 
 
-async def cancel_schedules(conn: Connection, keys: Sequence[FactKey]) -> None:
+async def remember_channel_schedules(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Each post's latest scheduled time per channel; an older event never overwrites a newer."""
+    await conn.execute(
+        """
+        INSERT INTO channel_schedules (tenant_id, post_id, channel_id, brand_id, network,
+                                       scheduled_at, cancelled, occurred_at)
+        SELECT tenant_id, post_id, channel_id, brand_id, network, scheduled_at, cancelled,
+               occurred_at
+        FROM jsonb_to_recordset($1::jsonb) AS x(
+            tenant_id text, post_id uuid, channel_id uuid, brand_id text, network text,
+            scheduled_at timestamptz, cancelled boolean, occurred_at timestamptz)
+        ORDER BY tenant_id, post_id, channel_id
+        ON CONFLICT (tenant_id, post_id, channel_id) DO UPDATE SET
+            scheduled_at = excluded.scheduled_at, cancelled = excluded.cancelled,
+            network = excluded.network, occurred_at = excluded.occurred_at
+        WHERE channel_schedules.occurred_at <= excluded.occurred_at
+        """,
+        rows,
+    )
+
+
+ScheduleKey = tuple[str, uuid.UUID, uuid.UUID | None]
+
+
+async def cancel_schedules(conn: Connection, keys: Sequence[ScheduleKey]) -> None:
+    """A cancellation naming a channel cancels that channel's schedule; one without cancels the
+    post's and every channel's."""
+    tenants, posts = [k[0] for k in keys], [k[1] for k in keys]
+    channels = [k[2] for k in keys]
     await conn.execute(
         """
         UPDATE post_schedules SET cancelled = true
-        WHERE (tenant_id, post_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+        WHERE (tenant_id, post_id) IN (
+            SELECT t, p FROM unnest($1::text[], $2::uuid[], $3::uuid[]) AS k(t, p, c)
+            WHERE c IS NULL)
         """,
-        [k[0] for k in keys],
-        [k[1] for k in keys],
+        tenants,
+        posts,
+        channels,
+    )
+    await conn.execute(
+        """
+        UPDATE channel_schedules s SET cancelled = true
+        FROM unnest($1::text[], $2::uuid[], $3::uuid[]) AS k(t, p, c)
+        WHERE (s.tenant_id, s.post_id) = (k.t, k.p) AND (k.c IS NULL OR s.channel_id = k.c)
+        """,
+        tenants,
+        posts,
+        channels,
     )
 
 
-async def scheduled_times(conn: Connection, keys: Sequence[FactKey]) -> dict[FactKey, datetime]:
+async def scheduled_times(
+    conn: Connection, keys: Sequence[ScheduleKey]
+) -> dict[ScheduleKey, datetime]:
+    """The remembered due time of each (post, channel): the channel's schedule, else the post's."""
     rows = await conn.fetch(
         """
-        SELECT tenant_id, post_id, scheduled_at FROM post_schedules
-        WHERE (tenant_id, post_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
+        SELECT k.t, k.p, k.c, coalesce(c.scheduled_at, p.scheduled_at) AS scheduled_at
+        FROM unnest($1::text[], $2::uuid[], $3::uuid[]) AS k(t, p, c)
+        LEFT JOIN channel_schedules c ON (c.tenant_id, c.post_id, c.channel_id) = (k.t, k.p, k.c)
+        LEFT JOIN post_schedules p ON (p.tenant_id, p.post_id) = (k.t, k.p)
         """,
         [k[0] for k in keys],
         [k[1] for k in keys],
+        [k[2] for k in keys],
     )
-    return {(r["tenant_id"], r["post_id"]): r["scheduled_at"] for r in rows}
+    return {(r["t"], r["p"], r["c"]): r["scheduled_at"] for r in rows if r["scheduled_at"]}
 
 
 async def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -260,6 +307,51 @@ async def insert_outcomes(conn: Connection, rows: Sequence[dict[str, Any]]) -> N
             network text, outcome text, at timestamptz, external_id text, url text,
             scheduled_at timestamptz, lateness_s double precision, error text)
         ON CONFLICT DO NOTHING
+        """,
+        rows,
+    )
+
+
+# --- writing: engagement and audience ----------------------------------------------------
+
+
+async def upsert_engagement(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """The latest counters per post and channel: only a strictly newer measurement replaces."""
+    await conn.execute(
+        """
+        INSERT INTO post_engagement (tenant_id, post_id, channel_id, brand_id, network,
+                                     external_id, likes, reposts, replies, views, followers,
+                                     measured_at)
+        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+            tenant_id text, post_id uuid, channel_id uuid, brand_id text, network text,
+            external_id text, likes bigint, reposts bigint, replies bigint, views bigint,
+            followers bigint, measured_at timestamptz)
+        ORDER BY tenant_id, post_id, channel_id
+        ON CONFLICT (tenant_id, post_id, channel_id) DO UPDATE SET
+            brand_id = excluded.brand_id, network = excluded.network,
+            external_id = excluded.external_id, likes = excluded.likes,
+            reposts = excluded.reposts, replies = excluded.replies, views = excluded.views,
+            followers = excluded.followers, measured_at = excluded.measured_at
+        WHERE post_engagement.measured_at < excluded.measured_at
+        """,
+        rows,
+    )
+
+
+async def upsert_audience(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Each channel's last followers count of the UTC hour: only a newer measurement replaces."""
+    await conn.execute(
+        """
+        INSERT INTO audience_hourly (tenant_id, brand_id, channel_id, bucket, network, followers,
+                                     measured_at)
+        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+            tenant_id text, brand_id text, channel_id uuid, bucket timestamptz, network text,
+            followers bigint, measured_at timestamptz)
+        ORDER BY tenant_id, brand_id, channel_id, bucket
+        ON CONFLICT (tenant_id, brand_id, channel_id, bucket) DO UPDATE SET
+            network = excluded.network, followers = excluded.followers,
+            measured_at = excluded.measured_at
+        WHERE audience_hourly.measured_at < excluded.measured_at
         """,
         rows,
     )
@@ -549,20 +641,37 @@ async def publishing_stats(
     end: datetime,
     on_time_s: float,
 ) -> list[dict[str, Any]]:
+    """Per channel: its schedules due in the period (per-channel `post.scheduled`), outcomes,
+    on time / late and lateness."""
     rows = await conn.fetch(
         """
-        SELECT network, channel_id,
-               count(*) FILTER (WHERE outcome = 'published') AS published,
-               count(*) FILTER (WHERE outcome = 'failed') AS failed,
-               count(*) FILTER (WHERE outcome = 'published' AND lateness_s <= $5) AS on_time,
-               count(*) FILTER (WHERE outcome = 'published' AND lateness_s > $5) AS late,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY lateness_s)
-                   FILTER (WHERE outcome = 'published') AS lateness_median_s,
-               percentile_cont(0.9) WITHIN GROUP (ORDER BY lateness_s)
-                   FILTER (WHERE outcome = 'published') AS lateness_p90_s
-        FROM post_outcomes
-        WHERE tenant_id = $1 AND brand_id = $2 AND at >= $3 AND at < $4
-        GROUP BY network, channel_id ORDER BY network, channel_id
+        WITH o AS (
+            SELECT network, channel_id,
+                   count(*) FILTER (WHERE outcome = 'published') AS published,
+                   count(*) FILTER (WHERE outcome = 'failed') AS failed,
+                   count(*) FILTER (WHERE outcome = 'published' AND lateness_s <= $5) AS on_time,
+                   count(*) FILTER (WHERE outcome = 'published' AND lateness_s > $5) AS late,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY lateness_s)
+                       FILTER (WHERE outcome = 'published') AS lateness_median_s,
+                   percentile_cont(0.9) WITHIN GROUP (ORDER BY lateness_s)
+                       FILTER (WHERE outcome = 'published') AS lateness_p90_s
+            FROM post_outcomes
+            WHERE tenant_id = $1 AND brand_id = $2 AND at >= $3 AND at < $4
+            GROUP BY network, channel_id
+        ), s AS (
+            SELECT channel_id, max(network) AS network, count(*) AS scheduled
+            FROM channel_schedules
+            WHERE tenant_id = $1 AND brand_id = $2 AND NOT cancelled
+              AND scheduled_at >= $3 AND scheduled_at < $4
+            GROUP BY channel_id
+        )
+        SELECT coalesce(o.network, s.network) AS network,
+               coalesce(o.channel_id, s.channel_id) AS channel_id,
+               coalesce(s.scheduled, 0) AS scheduled, coalesce(o.published, 0) AS published,
+               coalesce(o.failed, 0) AS failed, coalesce(o.on_time, 0) AS on_time,
+               coalesce(o.late, 0) AS late, o.lateness_median_s, o.lateness_p90_s
+        FROM o FULL JOIN s ON o.channel_id = s.channel_id
+        ORDER BY 1, 2
         """,
         tenant_id,
         brand_id,
@@ -576,11 +685,21 @@ async def publishing_stats(
 async def scheduled_count(
     conn: Connection, tenant_id: str, brand_id: str, start: datetime, end: datetime
 ) -> int:
+    """Posts with a schedule due in the period: per channel when the events named channels, else
+    the post's own latest scheduled time."""
     n = await conn.fetchval(
         """
-        SELECT count(*) FROM post_schedules
-        WHERE tenant_id = $1 AND brand_id = $2 AND NOT cancelled
-          AND scheduled_at >= $3 AND scheduled_at < $4
+        SELECT count(*) FROM (
+            SELECT post_id FROM channel_schedules
+            WHERE tenant_id = $1 AND brand_id = $2 AND NOT cancelled
+              AND scheduled_at >= $3 AND scheduled_at < $4
+            UNION
+            SELECT post_id FROM post_schedules p
+            WHERE tenant_id = $1 AND brand_id = $2 AND NOT cancelled
+              AND scheduled_at >= $3 AND scheduled_at < $4
+              AND NOT EXISTS (SELECT 1 FROM channel_schedules c
+                              WHERE c.tenant_id = p.tenant_id AND c.post_id = p.post_id)
+        ) scheduled
         """,
         tenant_id,
         brand_id,
@@ -588,3 +707,115 @@ async def scheduled_count(
         end,
     )
     return int(n or 0)
+
+
+_ENGAGEMENT_ORDER = {
+    "published": "p.at DESC, p.post_id, p.channel_id",
+    "engagement": "e.engagement DESC NULLS LAST, p.at DESC, p.post_id, p.channel_id",
+}
+
+_PUBLISHED = """
+    WITH p AS (
+        SELECT DISTINCT ON (post_id, channel_id) post_id, channel_id, network, external_id, url,
+               at
+        FROM post_outcomes
+        WHERE tenant_id = $1 AND brand_id = $2 AND outcome = 'published' AND channel_id IS NOT NULL
+          AND at >= $3 AND at < $4 AND ($5::text IS NULL OR network = $5)
+        ORDER BY post_id, channel_id, at DESC
+    )
+"""
+
+
+async def post_engagement(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    start: datetime,
+    end: datetime,
+    network: str | None,
+    order: str,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Our posts published in the period (per channel; a series' latest run) with their latest
+    counters, null until a measurement arrived."""
+    rows = await conn.fetch(
+        f"""
+        {_PUBLISHED}
+        SELECT p.post_id, p.channel_id, p.network, coalesce(e.external_id, p.external_id)
+                   AS external_id,
+               p.url, p.at AS published_at, e.likes, e.reposts, e.replies, e.views,
+               e.engagement, e.followers, e.measured_at
+        FROM p
+        LEFT JOIN post_engagement e
+               ON (e.tenant_id, e.post_id, e.channel_id) = ($1, p.post_id, p.channel_id)
+        ORDER BY {_ENGAGEMENT_ORDER[order]}
+        LIMIT $6
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+        network,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def engagement_totals(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    start: datetime,
+    end: datetime,
+    network: str | None,
+) -> dict[str, Any]:
+    """Sums over the posts published in the period, and the mean of their engagement rates."""
+    row = await conn.fetchrow(
+        f"""
+        {_PUBLISHED}
+        SELECT count(*) AS posts, count(e.measured_at) AS measured,
+               coalesce(sum(e.likes), 0) AS likes, coalesce(sum(e.reposts), 0) AS reposts,
+               coalesce(sum(e.replies), 0) AS replies, coalesce(sum(e.views), 0) AS views,
+               coalesce(sum(e.engagement), 0) AS engagement,
+               avg(e.engagement::double precision / e.followers)
+                   FILTER (WHERE e.followers > 0) AS rate
+        FROM p
+        LEFT JOIN post_engagement e
+               ON (e.tenant_id, e.post_id, e.channel_id) = ($1, p.post_id, p.channel_id)
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+        network,
+    )
+    return dict(row) if row else {}
+
+
+async def audience(
+    conn: Connection,
+    *,
+    tenant_id: str,
+    brand_id: str,
+    start: datetime,
+    end: datetime,
+    channel_id: uuid.UUID | None,
+) -> list[dict[str, Any]]:
+    """Each channel's last followers count per UTC hour measured in [start, end), in order."""
+    rows = await conn.fetch(
+        """
+        SELECT channel_id, network, followers, measured_at FROM audience_hourly
+        WHERE tenant_id = $1 AND brand_id = $2 AND bucket >= date_trunc('hour', $3::timestamptz)
+          AND bucket < $4 AND measured_at >= $3 AND measured_at < $4
+          AND ($5::uuid IS NULL OR channel_id = $5)
+        ORDER BY channel_id, bucket
+        """,
+        tenant_id,
+        brand_id,
+        start,
+        end,
+        channel_id,
+    )
+    return [dict(r) for r in rows]

@@ -11,14 +11,16 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import regex
 
-from shared.events import Engagement, MentionPayload, QueryMatch
+from services.metrics.periods import Unit, floor
+from shared.events import Engagement, MentionPayload, PostEngagementPayload, QueryMatch
 
 HOURLY = "hourly"
 TOKENS = "tokens"
@@ -179,3 +181,57 @@ def lateness(published_at: datetime, scheduled_at: datetime | None) -> float | N
 
 def on_time(lateness_s: float | None) -> bool | None:
     return None if lateness_s is None else lateness_s <= ON_TIME_S
+
+
+# --- our posts' engagement and the channels' audience ---------------------------------------
+
+T = TypeVar("T")
+
+
+def newest(
+    items: Iterable[T], key: Callable[[T], Hashable], at: Callable[[T], datetime]
+) -> list[T]:
+    """The newest item per key (a strictly newer time replaces; a tie keeps the first seen), as
+    the database keeps them: a late or redelivered older measurement never overwrites."""
+    kept: dict[Hashable, T] = {}
+    for item in items:
+        k = key(item)
+        if k not in kept or at(item) > at(kept[k]):
+            kept[k] = item
+    return list(kept.values())
+
+
+def engagement(p: PostEngagementPayload) -> int:
+    """Likes + reposts + replies (a counter the network does not report counts 0); views are
+    reach, not engagement."""
+    return (p.likes or 0) + (p.reposts or 0) + (p.replies or 0)
+
+
+def engagement_rate(engaged: int | None, followers: int | None) -> float | None:
+    """Engagement per follower of the channel at the measurement; None without an audience."""
+    if engaged is None or not followers:
+        return None
+    return engaged / followers
+
+
+@dataclass(frozen=True)
+class AudiencePoint:
+    """A channel's followers in a bucket: the last measurement the bucket holds."""
+
+    start: datetime
+    followers: int
+    measured_at: datetime
+
+
+def last_per_bucket(
+    measurements: Iterable[tuple[datetime, int]], unit: Unit, tz: ZoneInfo
+) -> list[AudiencePoint]:
+    """(measured_at, followers) reduced to the last value of each bucket, buckets in order. Day,
+    week and month buckets start at local midnight of `tz` (a 23- or 25-hour day across DST)."""
+    last: dict[datetime, AudiencePoint] = {}
+    for measured_at, followers in measurements:
+        start = floor(measured_at, unit, tz).astimezone(UTC)
+        seen = last.get(start)
+        if seen is None or measured_at > seen.measured_at:
+            last[start] = AudiencePoint(start.astimezone(tz), followers, measured_at)
+    return [last[k] for k in sorted(last)]

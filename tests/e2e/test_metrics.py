@@ -17,15 +17,23 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from faststream.kafka import KafkaBroker
 
 from services.metrics.handlers import MENTION_MODELS, MentionEvent, apply_mentions
 from services.metrics.rollups import hashtags, share_of_voice
 from shared.consumer import IdempotentBatchConsumer, Record
 from shared.db import create_pool
-from shared.events import Author, MentionPayload, QueryMatch, Thread, envelope_for
+from shared.events import (
+    Author,
+    MentionPayload,
+    PostEngagementPayload,
+    QueryMatch,
+    Thread,
+    envelope_for,
+)
 from shared.metrics import ServiceMetrics
-from shared.topics import MENTIONS
+from shared.topics import MENTIONS, POSTS, TopicSpec
 from tests.conftest import SessionStack
 from tests.support import (
     ServiceProcess,
@@ -72,6 +80,7 @@ class Traffic:
     remote_id: str
     post: Json
     channel: Json
+    today: dict[str, str]  # a period around now, short enough for hour buckets
 
 
 async def brand_traffic(
@@ -224,6 +233,34 @@ async def brand_traffic(
         return remote
 
     remote_id = await wait_until(tracked, timeout_s=60, what="ingest to track our post")
+    # The post's engagement as ingest reports it (post.engagement_updated), published directly:
+    # two measurements, then one taken between them that arrives late and must not win.
+    hour0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    measurements = [
+        (hour0 + timedelta(minutes=5), {"likes": 2, "replies": 1, "views": 40, "followers": 50}),
+        (
+            hour0 + timedelta(minutes=100),
+            {"likes": 5, "reposts": 1, "replies": 2, "views": 90, "followers": 52},
+        ),
+        (hour0 + timedelta(minutes=80), {"likes": 3, "replies": 2, "followers": 51}),
+    ]
+    engagement = [
+        envelope_for(
+            PostEngagementPayload(
+                post_id=uuid.UUID(post["id"]),
+                channel_id=uuid.UUID(channel["id"]),
+                network="mastodon",
+                external_id=remote_id,
+                measured_at=measured_at,
+                **counts,
+            ),
+            tenant_id=tenant,
+            brand_id="brand-a",
+            occurred_at=measured_at,
+        )
+        for measured_at, counts in measurements
+    ]
+    await publish(stack, POSTS.name, f"{tenant}:{post['id']}", engagement)
     # Two replies to our post on the sandbox; the brand's pull source, created after them, hears
     # them on its first pull (they mention the brand's account), and ingest links them to the post.
     for text in ("nice boots", "when in stock?"):
@@ -282,8 +319,14 @@ async def brand_traffic(
         )
         pub = await _get(http, f"{brand}/publishing", admin, **NOW_PERIOD)
         resp = await _get(http, f"{brand}/responses", admin, **NOW_PERIOD)
+        measured = await admin_db.fetchval(
+            """SELECT count(*) FROM metrics.processed_events
+               WHERE consumer = 'metrics.posts' AND event_id = ANY($1::uuid[])""",
+            [e["event_id"] for e in engagement],
+        )
         done = (
-            s["total"] == expected_total
+            measured == len(engagement)
+            and s["total"] == expected_total
             and triaged["total"] == inbox_items == expected_total
             and pub["published"] == 1
             and resp["rows"]
@@ -293,7 +336,12 @@ async def brand_traffic(
 
     await wait_until(caught_up, timeout_s=60, interval_s=0.3, what="metrics to catch up")
     assert remote_id is not None
-    return Traffic(list(rows), expected_total, remote_id, post, channel)
+    now = datetime.now(UTC)
+    today = {
+        "from": str((now - timedelta(days=1)).date()),
+        "to": str((now + timedelta(days=2)).date()),
+    }
+    return Traffic(list(rows), expected_total, remote_id, post, channel, today)
 
 
 async def test_every_figure_agrees_exactly_with_the_source_schemas(
@@ -440,6 +488,55 @@ async def test_every_figure_agrees_exactly_with_the_source_schemas(
     )
     assert pub["channels"][0]["channel_id"] == channel["id"]
 
+    # Our posts' engagement and the channel's audience: the newest measurement of each post and
+    # of each hour, as the post.engagement_updated events on the topic said.
+    posts_events = await all_events(stack, POSTS, tenant)
+    measured = [e["payload"] for e in posts_events if e["type"] == "post.engagement_updated"]
+    assert len(measured) >= 3
+    newest: dict[tuple[str, str], Json] = {}
+    per_hour: dict[tuple[str, datetime], Json] = {}
+    for m in measured:
+        at = datetime.fromisoformat(m["measured_at"])
+        key = (m["post_id"], m["channel_id"])
+        if key not in newest or at > datetime.fromisoformat(newest[key]["measured_at"]):
+            newest[key] = m
+        if m["followers"] is not None:
+            slot = (m["channel_id"], at.replace(minute=0, second=0, microsecond=0))
+            if slot not in per_hour or at > datetime.fromisoformat(per_hour[slot]["measured_at"]):
+                per_hour[slot] = m
+    got = await _get(http, f"{brand}/engagement", admin, **now_period)
+    assert {(i["post_id"], i["channel_id"]) for i in got["items"]} == set(newest)
+    for item in got["items"]:
+        m = newest[(item["post_id"], item["channel_id"])]
+        engaged = (m["likes"] or 0) + (m["reposts"] or 0) + (m["replies"] or 0)
+        assert (item["likes"], item["reposts"], item["replies"], item["views"]) == (
+            m["likes"],
+            m["reposts"],
+            m["replies"],
+            m["views"],
+        )
+        assert (item["engagement"], item["followers"]) == (engaged, m["followers"])
+        assert item["engagement_rate"] == (engaged / m["followers"] if m["followers"] else None)
+        assert item["external_id"] == remote_id
+    assert got["totals"]["engagement"] == sum(
+        (m["likes"] or 0) + (m["reposts"] or 0) + (m["replies"] or 0) for m in newest.values()
+    )
+    audience = await _get(http, f"{brand}/audience", admin, bucket="hour", **t.today)
+    assert {
+        (c["channel_id"], datetime.fromisoformat(p["start"]), p["followers"])
+        for c in audience["channels"]
+        for p in c["points"]
+    } == {(ch, at, m["followers"]) for (ch, at), m in per_hour.items()}
+    # Publishing per channel: the schedules the per-channel post.scheduled events named.
+    per_channel: dict[str, set[str]] = {}
+    for e in posts_events:
+        p = e["payload"]
+        if e["type"] == "post.scheduled" and p.get("channel_id"):
+            per_channel.setdefault(p["channel_id"], set()).add(p["post_id"])
+    assert {c["channel_id"]: c["scheduled"] for c in pub["channels"]} == {
+        channel["id"]: len(per_channel.get(channel["id"], set()))
+    }
+
     # CSV of a series: a header, then one row per bucket and value, summing to the total.
     r = await http.get(
         f"{brand}/series",
@@ -456,11 +553,52 @@ async def test_every_figure_agrees_exactly_with_the_source_schemas(
     r = await http.get(f"{brand}/report", params=period, headers=admin)
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/html")
-    assert r.text.count("<svg") == 5
+    assert r.text.count("<svg") == 7
     assert f"<th>Mentions</th><td>{expected_total}</td>" in r.text
+    for heading in ("Top posts by engagement", "Audience"):
+        assert f"<h2>{heading}</h2>" in r.text
+    assert "<th>Post engagement (likes + reposts + replies)</th><td>" in r.text
     r = await http.get(f"{brand}/report", params={**period, "format": "pdf"}, headers=admin)
     assert r.status_code == 200
     assert r.content.startswith(b"%PDF")
+
+
+async def publish(stack: SessionStack, topic: str, key: str, events: Sequence[Json]) -> None:
+    """Events onto a topic in order (one key: one partition), as their producer would."""
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        for e in events:
+            await producer.send_and_wait(
+                stack.topic(topic), json.dumps(e).encode(), key=key.encode()
+            )
+    finally:
+        await producer.stop()
+
+
+async def all_events(stack: SessionStack, topic: TopicSpec, tenant: str) -> list[Json]:
+    """Every event of `tenant` on the topic now: read from the start to the end offsets."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: list[Json] = []
+    try:
+        name = stack.topic(topic.name)
+        partitions = [TopicPartition(name, p) for p in range(topic.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(*partitions, timeout_ms=500)).values():
+                for r in records:
+                    try:
+                        body = json.loads(r.value or b"")
+                    except ValueError:
+                        continue  # another test's poison events share the topic
+                    if isinstance(body, dict) and body.get("tenant_id") == tenant:
+                        found.append(body)
+    finally:
+        await consumer.stop()
+    return found
 
 
 def _agent_token(stack: SessionStack, tenant: str, name: str) -> str:
