@@ -93,6 +93,19 @@ class PublisherSettings(ServiceSettings):
     network_timeout_s: float = Field(
         default=20.0, gt=0, description="Past this, a publish call's outcome is unknown."
     )
+    engagement_enabled: bool = Field(
+        default=True, description="Measure published posts' engagement and channels' audience."
+    )
+    engagement_interval_s: float = Field(
+        default=900.0, ge=0.2, description="How often each recent post is measured again."
+    )
+    engagement_window_days: float = Field(
+        default=7.0, gt=0, le=365, description="Posts published this many days back are measured."
+    )
+    engagement_batch: int = Field(default=50, ge=1, le=1000)
+    engagement_lease_s: float = Field(
+        default=60.0, ge=2, description="A claimed measurement's lease; a dead replica's expires."
+    )
 
 
 class InboxSettings(ServiceSettings):

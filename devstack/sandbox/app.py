@@ -481,6 +481,25 @@ async def delete_status(request: Request, status_id: str, account: CurrentAccoun
     return JSONResponse(entities.status_json(status, _base(request), with_source=True))
 
 
+@api.post("/api/v1/statuses/{status_id}/favourite")
+async def favourite_status(
+    request: Request, status_id: str, account: CurrentAccount
+) -> JSONResponse:
+    """https://docs.joinmastodon.org/methods/statuses/#favourite: the status, favourited."""
+    status = _sandbox(request).network.favourite(_status_id(status_id), account)
+    rendered = entities.status_json(status, _base(request))
+    rendered["favourited"] = True
+    return JSONResponse(rendered)
+
+
+@api.post("/api/v1/statuses/{status_id}/reblog")
+async def reblog_status(request: Request, status_id: str, account: CurrentAccount) -> JSONResponse:
+    """https://docs.joinmastodon.org/methods/statuses/#boost: the reblog, a status of the booster
+    whose `reblog` is the original."""
+    reblog_id, status = _sandbox(request).network.reblog(_status_id(status_id), account)
+    return JSONResponse(entities.reblog_json(reblog_id, account, status, _base(request)))
+
+
 @api.get("/api/v1/statuses/{status_id}/context")
 async def status_context(request: Request, status_id: str, viewer: Viewer) -> JSONResponse:
     ancestors, descendants = _sandbox(request).network.context(_status_id(status_id), viewer)
@@ -504,6 +523,41 @@ async def notifications(request: Request, account: CurrentAccount) -> JSONRespon
     base = _base(request)
     items = [entities.notification_json(n, s, base) for n, s in found]
     return _paged(request, items, ("limit", "account_id", "types[]", "exclude_types[]"))
+
+
+@api.get("/api/v1/accounts/{account_id}")
+async def get_account(request: Request, account_id: str, viewer: Viewer) -> JSONResponse:
+    """An account with its counts (https://docs.joinmastodon.org/methods/accounts/#get); the
+    publisher reads a channel's `followers_count` here."""
+    account = _account_by_id(request, account_id)
+    return JSONResponse(entities.account_json(account, _base(request)))
+
+
+@api.post("/api/v1/accounts/{account_id}/follow")
+async def follow_account(
+    request: Request, account_id: str, account: CurrentAccount
+) -> JSONResponse:
+    """https://docs.joinmastodon.org/methods/accounts/#follow: the Relationship, following."""
+    if not account_id.isdigit():
+        raise NotFound()
+    followed = _sandbox(request).network.follow(int(account_id), account)
+    return JSONResponse(
+        {
+            "id": str(followed.id),
+            "following": True,
+            "showing_reblogs": True,
+            "notifying": False,
+            "followed_by": False,
+            "blocking": False,
+            "blocked_by": False,
+            "muting": False,
+            "muting_notifications": False,
+            "requested": False,
+            "domain_blocking": False,
+            "endorsed": False,
+            "note": "",
+        }
+    )
 
 
 @api.get("/api/v1/accounts/{account_id}/statuses")

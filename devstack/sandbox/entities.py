@@ -210,6 +210,26 @@ def status_json(status: Status, base: str, *, with_source: bool = False) -> dict
     return rendered
 
 
+def reblog_json(reblog_id: int, booster: Account, original: Status, base: str) -> dict[str, Any]:
+    """The Status a boost creates: the booster's, empty, with the original under `reblog`."""
+    inner = status_json(original, base)
+    inner["reblogged"] = True
+    return {
+        **inner,
+        "id": str(reblog_id),
+        "uri": f"{base}/users/{booster.username}/statuses/{reblog_id}/activity",
+        "url": None,
+        "in_reply_to_id": None,
+        "in_reply_to_account_id": None,
+        "content": "",
+        "account": account_json(booster, base),
+        "media_attachments": [],
+        "mentions": [],
+        "tags": [],
+        "reblog": inner,
+    }
+
+
 def notification_json(
     notification: Notification, status: Status | None, base: str
 ) -> dict[str, Any]:

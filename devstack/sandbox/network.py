@@ -219,6 +219,10 @@ class Network:
         self._keys_ever: dict[tuple[int, str], int] = {}
         self._keys_since_sweep = 0
         self.account_stats: dict[int, AccountStats] = {}
+        # Who favourited / reblogged each status and who follows each account: each counts once.
+        self._favourited_by: dict[int, set[int]] = {}
+        self._reblogged_by: dict[int, dict[int, int]] = {}  # status -> booster -> reblog id
+        self._followers: dict[int, set[int]] = {}
         self.statuses_created = 0
         self.statuses_evicted = 0
 
@@ -520,6 +524,51 @@ class Network:
                 if parent is not None:
                     parent.replies_count -= 1
             return found
+
+    # --- interactions: favourites, reblogs, follows ---------------------------------------------
+
+    def favourite(self, status_id: int, account: Account) -> Status:
+        """`account` favourites the status (again: nothing changes), as Mastodon counts it."""
+        with self.lock:
+            status = self.status(status_id, account)
+            fans = self._favourited_by.setdefault(status_id, set())
+            if account.id not in fans:
+                fans.add(account.id)
+                status.favourites_count += 1
+                self._notify_interaction("favourite", account, status)
+            return status
+
+    def reblog(self, status_id: int, account: Account) -> tuple[int, Status]:
+        """`account` boosts the status; the reblog's id and the original. Boosting twice returns
+        the first reblog. Only public and unlisted statuses can be boosted."""
+        with self.lock:
+            status = self.status(status_id, account)
+            if status.visibility not in ("public", "unlisted"):
+                raise Forbidden()
+            boosters = self._reblogged_by.setdefault(status_id, {})
+            if account.id not in boosters:
+                boosters[account.id] = self._ids.next()
+                status.reblogs_count += 1
+                self._notify_interaction("reblog", account, status)
+            return boosters[account.id], status
+
+    def follow(self, account_id: int, follower: Account) -> Account:
+        """`follower` follows the account (again: nothing changes); its followers_count grows."""
+        with self.lock:
+            followed = self.account(account_id)
+            if followed is follower:
+                raise Forbidden()
+            followers = self._followers.setdefault(account_id, set())
+            if follower.id not in followers:
+                followers.add(follower.id)
+                followed.followers_count += 1
+                follower.following_count += 1
+            return followed
+
+    def _notify_interaction(self, kind: str, sender: Account, status: Status) -> None:
+        author = status.account
+        if author is not sender and not author.generated:
+            self._notify(author, kind, sender, status)
 
     def context(self, status_id: int, viewer: Account | None) -> tuple[list[Status], list[Status]]:
         """Ancestors (root first) and descendants (depth first, oldest branch first)."""

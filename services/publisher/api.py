@@ -612,6 +612,17 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
                     await repository.set_post(
                         conn, post["id"], status="scheduled", scheduled_at=when
                     )
+                    await add_events(
+                        conn,
+                        events.scheduled_per_channel(
+                            tenant_id=caller.tenant_id,
+                            brand_id=channel["brand_id"],
+                            post_id=post["id"],
+                            actor=caller.subject,
+                            due={channel_id: when},
+                            networks={channel_id: channel["network"]},
+                        ),
+                    )
                 else:
                     await repository.set_post(conn, post["id"], status="pending_internal")
                 created.append(str(post["id"]))
@@ -874,16 +885,14 @@ def build_api(rt: Runtime, *, box: SecretBox, adapters: Mapping[str, PublishAdap
             await repository.audit(conn, post_id, caller.subject, caller.role, "scheduled", None)
             await add_events(
                 conn,
-                [
-                    events.lifecycle(
-                        "post.scheduled",
-                        tenant_id=caller.tenant_id,
-                        brand_id=post["brand_id"],
-                        post_id=post_id,
-                        actor=caller.subject,
-                        scheduled_at=first,
-                    )
-                ],
+                events.scheduled_per_channel(
+                    tenant_id=caller.tenant_id,
+                    brand_id=post["brand_id"],
+                    post_id=post_id,
+                    actor=caller.subject,
+                    due=due,
+                    networks={c: row["network"] for c, row in channels.items() if row},
+                ),
             )
             return await view(conn, await own_post(conn, caller, post_id))
 

@@ -1,4 +1,5 @@
-"""Publisher wiring: the API, the dispatcher and the subscriber to the inbox's requests."""
+"""Publisher wiring: the API, the dispatcher, the credential and engagement jobs and the
+subscriber to the inbox's requests."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from services.publisher.adapters import PUBLISH_ADAPTERS
 from services.publisher.api import build_api
 from services.publisher.credentials import keep_fresh
 from services.publisher.dispatcher import Dispatcher
+from services.publisher.engagement import EngagementMonitor
 from services.publisher.handlers import subscribe
+from services.publisher.ratelimit import AccountLimiter
 from shared.crypto import SecretBox
 from shared.runtime import Runtime
 from shared.settings import PublisherSettings
@@ -25,6 +28,8 @@ def wire(rt: Runtime) -> APIRouter:
     settings = rt.settings
     assert isinstance(settings, PublisherSettings)
     subscribe(rt)
+    # One budget per account in this process: publishing and measuring draw on the same limits.
+    limiter = AccountLimiter()
     if settings.dispatcher_enabled:
         dispatcher = Dispatcher(
             pool_provider=lambda: rt.pool,
@@ -33,8 +38,22 @@ def wire(rt: Runtime) -> APIRouter:
             lease_s=settings.dispatch_lease_s,
             batch=settings.dispatch_batch,
             network_timeout_s=settings.network_timeout_s,
+            limiter=limiter,
             metrics=rt.metrics,
         )
         rt.background.append(dispatcher.run)
         rt.background.append(lambda: keep_fresh(lambda: rt.pool, PUBLISH_ADAPTERS, box))
+    if settings.engagement_enabled:
+        monitor = EngagementMonitor(
+            pool_provider=lambda: rt.pool,
+            adapters=PUBLISH_ADAPTERS,
+            box=box,
+            interval_s=settings.engagement_interval_s,
+            window_days=settings.engagement_window_days,
+            lease_s=settings.engagement_lease_s,
+            batch=settings.engagement_batch,
+            network_timeout_s=settings.network_timeout_s,
+            limiter=limiter,
+        )
+        rt.background.append(monitor.run)
     return build_api(rt, box=box, adapters=PUBLISH_ADAPTERS)

@@ -304,6 +304,11 @@ class Dispatcher:
                 await add_events(
                     conn, events.delivery_done(delivery, status, remote_id, url, detail)
                 )
+                if delivery["kind"] == "post" and status == "published":
+                    # From now on the engagement job measures what the post achieves.
+                    await repository.track_engagement(
+                        conn, delivery["id"], delivery["tenant_id"], delivery["channel_id"]
+                    )
                 if delivery["post_id"] is not None:
                     rolled = await repository.roll_up_post(conn, delivery["post_id"])
                     if rolled is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from shared.events import (
     HideOutcomePayload,
+    PostEngagementPayload,
     PostLifecyclePayload,
     PostPublishedPayload,
     ReplyOutcomePayload,
@@ -30,9 +31,16 @@ def lifecycle(
     actor: str | None = None,
     comment: str | None = None,
     scheduled_at: datetime | None = None,
+    channel_id: uuid.UUID | None = None,
+    network: str | None = None,
 ) -> OutgoingEvent:
     payload = PostLifecyclePayload(
-        post_id=post_id, actor=actor, comment=comment, scheduled_at=scheduled_at
+        post_id=post_id,
+        actor=actor,
+        comment=comment,
+        scheduled_at=scheduled_at,
+        channel_id=channel_id,
+        network=network,
     )
     now = datetime.now(UTC)
     return _event(
@@ -94,6 +102,8 @@ def delivery_done(
             external_id=remote_id,
             url=url,
             published_at=now,
+            # The due time of this delivery: for a recurring post, this run's.
+            scheduled_at=delivery.get("due_at"),
         )
         event = envelope_for(published, tenant_id=tenant, brand_id=brand, occurred_at=now)
     else:
@@ -107,3 +117,48 @@ def delivery_done(
             failed, event_type="post.failed", tenant_id=tenant, brand_id=brand, occurred_at=now
         )
     return [_event(tenant, post_id, event)]
+
+
+def scheduled_per_channel(
+    *,
+    tenant_id: str,
+    brand_id: str,
+    post_id: uuid.UUID,
+    actor: str,
+    due: dict[uuid.UUID, datetime],
+    networks: dict[uuid.UUID, str],
+) -> list[OutgoingEvent]:
+    """One `post.scheduled` per channel of a post, with that channel's own due time (the first
+    run, for a recurring post)."""
+    return [
+        lifecycle(
+            "post.scheduled",
+            tenant_id=tenant_id,
+            brand_id=brand_id,
+            post_id=post_id,
+            actor=actor,
+            scheduled_at=at,
+            channel_id=channel_id,
+            network=networks.get(channel_id),
+        )
+        for channel_id, at in sorted(due.items(), key=lambda item: (item[1], str(item[0])))
+    ]
+
+
+def engagement_updated(
+    measured: dict[str, Any], counters: dict[str, int | None], measured_at: datetime
+) -> OutgoingEvent:
+    """`post.engagement_updated` for a published post delivery whose counters changed."""
+    tenant, post_id = measured["tenant_id"], measured["post_id"]
+    payload = PostEngagementPayload(
+        post_id=post_id,
+        channel_id=measured["channel_id"],
+        network=measured["network"],
+        external_id=measured["remote_id"],
+        measured_at=measured_at,
+        **counters,
+    )
+    event = envelope_for(
+        payload, tenant_id=tenant, brand_id=measured["brand_id"], occurred_at=measured_at
+    )
+    return _event(tenant, post_id, event)

@@ -602,3 +602,118 @@ async def roll_up_post(conn: Connection, post_id: uuid.UUID) -> str | None:
         status,
     )
     return status
+
+
+# --- engagement ----------------------------------------------------------------------------------
+
+
+async def track_engagement(
+    conn: Connection, delivery_id: uuid.UUID, tenant_id: str, channel_id: uuid.UUID
+) -> None:
+    """Start measuring a post delivery that was just published (once, however often called)."""
+    await conn.execute(
+        """
+        INSERT INTO post_engagement (delivery_id, tenant_id, channel_id, published_at)
+        VALUES ($1, $2, $3, now()) ON CONFLICT (delivery_id) DO NOTHING
+        """,
+        delivery_id,
+        tenant_id,
+        channel_id,
+    )
+
+
+async def claim_engagement(
+    conn: Connection,
+    owner: str,
+    *,
+    lease_s: float,
+    limit: int,
+    window_days: float,
+    networks: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Lease published posts due a measurement (published within `window_days`, on an active
+    channel of one of `networks`) to `owner`; another replica skips what this one holds."""
+    rows = await conn.fetch(
+        """
+        UPDATE post_engagement e
+        SET lease_owner = $1, lease_until = now() + make_interval(secs => $2)
+        FROM deliveries d, channels c
+        WHERE e.delivery_id IN (
+            SELECT e2.delivery_id FROM post_engagement e2
+            JOIN channels c2 ON c2.id = e2.channel_id
+            WHERE e2.next_check_at <= now()
+              AND e2.published_at > now() - make_interval(secs => $4::float8 * 86400)
+              AND (e2.lease_until IS NULL OR e2.lease_until < now())
+              AND c2.status = 'active' AND c2.deleted_at IS NULL
+              AND c2.network = ANY($5::text[])
+            ORDER BY e2.next_check_at
+            LIMIT $3
+            FOR UPDATE OF e2 SKIP LOCKED
+        ) AND d.id = e.delivery_id AND c.id = e.channel_id
+        RETURNING e.delivery_id, e.tenant_id, e.channel_id, e.likes, e.reposts, e.replies,
+                  e.views, e.followers, e.measured_at, e.failures, d.post_id, d.remote_id,
+                  c.brand_id, c.network, c.config, c.credentials_encrypted
+        """,
+        owner,
+        lease_s,
+        limit,
+        window_days,
+        list(networks),
+    )
+    return [dict(r) for r in rows]
+
+
+async def store_engagement(
+    conn: Connection,
+    delivery_id: uuid.UUID,
+    owner: str,
+    counters: dict[str, int | None],
+    *,
+    next_in_s: float,
+) -> bool:
+    """Keep a measurement and release the lease; False if `owner` no longer holds it."""
+    done = await conn.fetchval(
+        """
+        UPDATE post_engagement SET likes = $3, reposts = $4, replies = $5, views = $6,
+               followers = $7, measured_at = now(),
+               next_check_at = now() + make_interval(secs => $8),
+               failures = 0, last_error = NULL, lease_owner = NULL, lease_until = NULL
+        WHERE delivery_id = $1 AND lease_owner = $2
+        RETURNING true
+        """,
+        delivery_id,
+        owner,
+        counters["likes"],
+        counters["reposts"],
+        counters["replies"],
+        counters["views"],
+        counters["followers"],
+        next_in_s,
+    )
+    return bool(done)
+
+
+async def defer_engagement(
+    conn: Connection,
+    delivery_id: uuid.UUID,
+    owner: str,
+    *,
+    wait_s: float | None,
+    error: str | None = None,
+) -> None:
+    """Release a measurement unmade: look again after `wait_s` (None: never, the post is gone).
+    With an `error`, it counts as a failure."""
+    await conn.execute(
+        """
+        UPDATE post_engagement
+        SET next_check_at = CASE WHEN $3::float8 IS NULL THEN NULL
+                                 ELSE now() + make_interval(secs => $3) END,
+            failures = failures + CASE WHEN $4::text IS NULL THEN 0 ELSE 1 END,
+            last_error = coalesce($4, last_error), lease_owner = NULL, lease_until = NULL
+        WHERE delivery_id = $1 AND lease_owner = $2
+        """,
+        delivery_id,
+        owner,
+        wait_s,
+        error,
+    )

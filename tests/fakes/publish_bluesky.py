@@ -6,7 +6,9 @@ each refresh JWT good for one refresh), `uploadBlob` and `app.bsky.embed.images`
 against the lexicon (https://docs.bsky.app/docs/advanced-guides/posts#images-embeds: up to 4
 images, alt text, blobs of at most 1,000,000 bytes), `createRecord` of posts under an explicit TID
 rkey (one record per key, a taken key refused with a 500 as the reference PDS does today),
-`getRecord`, `getPosts` and `resolveHandle`, with switches for revoked passwords, expired tokens,
+`getRecord`, `getPosts` (postViews with `likeCount`, `repostCount`, `replyCount`, `quoteCount`),
+`app.bsky.actor.getProfile` (https://docs.bsky.app/docs/api/app-bsky-actor-get-profile:
+`followersCount`) and `resolveHandle`, with switches for revoked passwords, expired tokens,
 rate limits, outages and an answer held back after the write is applied."""
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ class FakeBlueskyPds:
     sessions_rate_limited: bool = False  # createSession and refreshSession answer 429
     outage: bool = False  # createRecord answers 500 before writing anything
     answer_delay_s: float | None = None  # createRecord writes, then holds its answer this long
+    followers: int = 0  # the account's followersCount
+    # rkey -> {"likeCount": n, ...}: what the AppView counts for our posts (absent: zeros)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    reads_outage: bool = False  # getPosts and getProfile answer 502
     _access: dict[str, bool] = field(default_factory=dict)  # token -> expired
     _refresh: set[str] = field(default_factory=set)
 
@@ -137,11 +143,14 @@ class FakeBlueskyPds:
 
     def _view(self, rkey: str) -> dict[str, Any]:
         stored = self.records[rkey]
+        counts = {"likeCount": 0, "repostCount": 0, "replyCount": 0, "quoteCount": 0}
         return {
             "uri": stored["uri"],
             "cid": stored["cid"],
             "author": {"did": self.did, "handle": self.handle},
             "record": stored["value"],
+            **counts,
+            **self.counts.get(rkey, {}),
             "indexedAt": stored["value"]["createdAt"],
         }
 
@@ -294,10 +303,32 @@ class FakeBlueskyPds:
             denied = self._denied(request)
             if denied is not None:
                 return denied
+            if self.reads_outage:
+                return _error(502, "UpstreamFailure", "Upstream Failure")
             mine = {r["uri"]: self._view(k) for k, r in self.records.items()}
             known = {**self.others, **mine}
             wanted = request.query_params.getlist("uris")
             return JSONResponse({"posts": [known[u] for u in wanted if u in known]})
+
+        @app.get("/xrpc/app.bsky.actor.getProfile")
+        async def get_profile(request: Request) -> JSONResponse:
+            denied = self._denied(request)
+            if denied is not None:
+                return denied
+            if self.reads_outage:
+                return _error(502, "UpstreamFailure", "Upstream Failure")
+            if request.query_params.get("actor") not in (self.did, self.handle):
+                return _error(400, "InvalidRequest", "Profile not found")
+            return JSONResponse(
+                {
+                    "did": self.did,
+                    "handle": self.handle,
+                    "followersCount": self.followers,
+                    "followsCount": 0,
+                    "postsCount": len(self.records),
+                    "indexedAt": _now(),
+                }
+            )
 
         @app.get("/xrpc/com.atproto.identity.resolveHandle")
         async def resolve_handle(request: Request) -> JSONResponse:

@@ -484,3 +484,41 @@ def test_the_command_line_rejects_a_language_it_cannot_write() -> None:
     result = CliRunner().invoke(sandbox_cli, ["--language", "de"])
     assert result.exit_code == 2
     assert "languages" in result.output
+
+
+async def test_favourites_reblogs_and_follows_count_once_per_account_as_mastodon_does(
+    sandbox: Client,
+) -> None:
+    brand_id, brand = await sandbox.account("brand", followers_count=10)
+    _, ann = await sandbox.account("ann")
+    _, bob = await sandbox.account("bob")
+    status = (await sandbox.post(brand, "New menu today")).json()
+    path = f"/api/v1/statuses/{status['id']}"
+
+    favourited = await sandbox.http.post(f"{path}/favourite", headers=ann)
+    await sandbox.http.post(f"{path}/favourite", headers=ann)
+    await sandbox.http.post(f"{path}/favourite", headers=bob)
+    reblog = await sandbox.http.post(f"{path}/reblog", headers=bob)
+    again = await sandbox.http.post(f"{path}/reblog", headers=bob)
+    await sandbox.http.post(f"/api/v1/accounts/{brand_id}/follow", headers=ann)
+    await sandbox.http.post(f"/api/v1/accounts/{brand_id}/follow", headers=ann)
+
+    assert favourited.status_code == 200
+    assert favourited.json()["favourited"] is True
+    assert reblog.json()["reblog"]["id"] == status["id"]
+    assert reblog.json()["account"]["username"] == "bob"
+    assert again.json()["id"] == reblog.json()["id"]
+    counted = (await sandbox.http.get(path)).json()
+    assert (counted["favourites_count"], counted["reblogs_count"]) == (2, 1)
+    account = (await sandbox.http.get(f"/api/v1/accounts/{brand_id}")).json()
+    assert account["followers_count"] == 11
+    told = (await sandbox.http.get("/api/v1/notifications", headers=brand)).json()
+    assert sorted(n["type"] for n in told) == ["favourite", "favourite", "reblog"]
+
+
+async def test_favouriting_a_status_that_does_not_exist_is_a_404(sandbox: Client) -> None:
+    _, ann = await sandbox.account("ann")
+    missing = await sandbox.http.post("/api/v1/statuses/123/favourite", headers=ann)
+    unknown = await sandbox.http.get("/api/v1/accounts/999")
+    assert (missing.status_code, missing.json()) == (404, {"error": "Record not found"})
+    assert unknown.status_code == 404

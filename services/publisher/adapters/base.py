@@ -14,7 +14,9 @@ Exactly once rests on three rules the adapters keep:
 Adapters whose tokens expire also implement `CredentialRefresher`, so a job can renew a channel's
 tokens before they lapse and flag the channel for reconnecting when the network refuses. Adapters
 whose network lets a brand hide comments on its posts implement `CommentHider`; for the others
-`hide_comment` answers `cannot_hide`, a permanent refusal.
+`hide_comment` answers `cannot_hide`, a permanent refusal. Adapters whose network reports a post's
+counters (likes, reposts, replies, views) and the channel's audience implement
+`EngagementReader`; the engagement job measures only those networks.
 """
 
 from __future__ import annotations
@@ -178,6 +180,28 @@ class CredentialsRejected(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class Engagement:
+    """A published post's counters and its channel's audience, as the network reports them now.
+    Absolute numbers; None for what the network does not report (Bluesky has no views)."""
+
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    views: int | None = None
+    followers: int | None = None
+
+
+class EngagementUnavailable(Exception):
+    """The network could not be read for a post's counters now. `outcome` says why, in publish
+    terms: `Retryable` (outage, timeout), `RateLimited`, `NeedsReconnect` (the token was refused)
+    or `Rejected` (the post is gone from the network: stop measuring it)."""
+
+    def __init__(self, outcome: Retryable | RateLimited | NeedsReconnect | Rejected) -> None:
+        super().__init__(f"engagement unavailable: {outcome}")
+        self.outcome = outcome
+
+
 # --- configuration and protocol ------------------------------------------------------------------
 
 
@@ -246,6 +270,24 @@ class CommentHider(Protocol):
         """Hide the comment `external_id` (the network's id, as ingest gave it). `Hidden` also
         when it was hidden already; whatever leaves the outcome open is `Retryable`, since
         sending the same hide again is harmless."""
+        ...
+
+
+@runtime_checkable
+class EngagementReader(Protocol):
+    """The optional half of an adapter whose network reports a post's engagement and the
+    channel's audience (check with `isinstance`)."""
+
+    async def fetch_engagement(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: Any,  # an instance of the adapter's config_model
+        credentials: dict[str, Any],
+        external_id: str,
+    ) -> Engagement:
+        """The counters of our post `external_id` (the id `publish` returned) and the
+        channel's follower count. Read-only; raises `EngagementUnavailable` when the network
+        cannot be read."""
         ...
 
 

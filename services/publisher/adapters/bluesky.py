@@ -31,6 +31,12 @@ alt text (https://docs.bsky.app/docs/advanced-guides/posts#images-embeds). A blo
 references is dropped by the PDS after a while, so a retry that uploads again is harmless; the post
 itself keeps its record key. Videos and GIFs (which go through the separate video service) and
 other kinds of file are refused rather than published without them.
+
+Engagement: `app.bsky.feed.getPosts` (https://docs.bsky.app/docs/api/app-bsky-feed-get-posts: a
+postView's `likeCount`, `repostCount`, `replyCount`, `quoteCount`; quotes count as reposts, since
+both share the post) and the account's `followersCount` from `app.bsky.actor.getProfile`
+(https://docs.bsky.app/docs/api/app-bsky-actor-get-profile), both AppView reads the PDS proxies.
+Bluesky reports no views. A post getPosts no longer returns was deleted: the post is gone.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ from pydantic import field_validator
 from services.publisher.adapters.base import (
     ChannelConfig,
     CredentialsRejected,
+    Engagement,
+    EngagementUnavailable,
     MediaUpload,
     NeedsReconnect,
     Published,
@@ -230,6 +238,44 @@ class BlueskyPublisher:
             ) from refused
         except httpx.TransportError as exc:
             raise ReconcileFailed(Retryable(f"{type(exc).__name__}: {exc}")) from exc
+
+    async def fetch_engagement(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: BlueskyChannel,
+        credentials: dict[str, Any],
+        external_id: str,
+    ) -> Engagement:
+        xrpc = _Xrpc(self, client, channel_config, credentials)
+        try:
+            session = await xrpc.session()
+            found = await xrpc._read("app.bsky.feed.getPosts", {"uris": [external_id]})
+            posts = found.get("posts")
+            view = (
+                next(
+                    (p for p in posts if isinstance(p, dict) and p.get("uri") == external_id),
+                    None,
+                )
+                if isinstance(posts, list)
+                else None
+            )
+            if view is None:
+                raise _Refused(Rejected("post_gone", f"{external_id} is no longer on Bluesky"))
+            profile = await xrpc._read("app.bsky.actor.getProfile", {"actor": session.did})
+        except _Refused as refused:
+            outcome = refused.outcome
+            raise EngagementUnavailable(
+                Retryable(outcome.reason) if isinstance(outcome, Unknown) else outcome
+            ) from refused
+        except httpx.TransportError as exc:
+            raise EngagementUnavailable(Retryable(f"{type(exc).__name__}: {exc}")) from exc
+        reposts, quotes = _count(view, "repostCount"), _count(view, "quoteCount")
+        return Engagement(
+            likes=_count(view, "likeCount"),
+            reposts=None if reposts is None and quotes is None else (reposts or 0) + (quotes or 0),
+            replies=_count(view, "replyCount"),
+            followers=_count(profile, "followersCount"),
+        )
 
     async def refresh_credentials(
         self,
@@ -485,6 +531,11 @@ def _answer(nsid: str, response: httpx.Response) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _Refused(Retryable(f"{nsid}: HTTP {response.status_code} without JSON"))
     return body
+
+
+def _count(view: dict[str, Any], name: str) -> int | None:
+    value = view.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _unsendable(media: list[MediaUpload]) -> Rejected | None:

@@ -19,6 +19,12 @@ Media (https://docs.joinmastodon.org/methods/media/#v2): each file is uploaded f
 (206 while processing) for at most `media_wait_s`; then the status names them in `media_ids`. An
 upload creates nothing anyone sees, so every failure before the status POST is safe to retry: a
 retried publication uploads again and the earlier, never-attached uploads are simply left unused.
+
+Engagement: `GET /api/v1/statuses/:id` (https://docs.joinmastodon.org/entities/Status/:
+`favourites_count`, `reblogs_count`, `replies_count`; Mastodon counts no views) and the channel
+account's `followers_count` from `GET /api/v1/accounts/:id`
+(https://docs.joinmastodon.org/methods/accounts/#get), or `verify_credentials` when the channel's
+`account_id` is unset. A status that answers 404 was deleted: the post is gone.
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ from pydantic import field_validator
 from services.publisher.adapters.base import (
     Budget,
     ChannelConfig,
+    Engagement,
+    EngagementUnavailable,
     MediaUpload,
     NeedsReconnect,
     Published,
@@ -154,6 +162,28 @@ class MastodonPublisher:
             return None
         raise ReconcileFailed(
             Retryable(f"more than {RECONCILE_PAGES} pages of statuses since the attempt")
+        )
+
+    async def fetch_engagement(
+        self,
+        client: httpx.AsyncClient,
+        channel_config: MastodonChannel,
+        credentials: dict[str, Any],
+        external_id: str,
+    ) -> Engagement:
+        api = channel_config.api_base
+        status = await _measure(client, f"{api}/api/v1/statuses/{external_id}", credentials)
+        account_url = (
+            f"{api}/api/v1/accounts/{channel_config.account_id}"
+            if channel_config.account_id
+            else f"{api}/api/v1/accounts/verify_credentials"
+        )
+        account = await _measure(client, account_url, credentials)
+        return Engagement(
+            likes=_count(status, "favourites_count"),
+            reposts=_count(status, "reblogs_count"),
+            replies=_count(status, "replies_count"),
+            followers=_count(account, "followers_count"),
         )
 
     async def _upload(
@@ -297,6 +327,31 @@ async def _read(
     if not _is_json(response):
         raise ReconcileFailed(Retryable(f"HTTP {response.status_code} without JSON"))
     return response.json()
+
+
+async def _measure(
+    client: httpx.AsyncClient, url: str, credentials: dict[str, Any]
+) -> dict[str, Any]:
+    """A GET for the engagement job: the JSON object, or `EngagementUnavailable` saying why not."""
+    try:
+        response = await client.get(url, headers=_auth(credentials))
+    except httpx.TransportError as exc:
+        raise EngagementUnavailable(Retryable(f"{type(exc).__name__}: {exc}")) from exc
+    if not response.is_success:
+        refusal = _refusal(response)
+        # A read changed nothing: a 5xx is plainly retryable.
+        raise EngagementUnavailable(
+            Retryable(refusal.reason) if isinstance(refusal, Unknown) else refusal
+        )
+    body = response.json() if _is_json(response) else None
+    if not isinstance(body, dict):
+        raise EngagementUnavailable(Retryable(f"HTTP {response.status_code} without a JSON object"))
+    return body
+
+
+def _count(entity: dict[str, Any], name: str) -> int | None:
+    value = entity.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _budget(response: httpx.Response) -> Budget | None:
