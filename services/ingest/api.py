@@ -19,7 +19,7 @@ from services.ingest.connectors.base import (
 from services.ingest.connectors.generic import new_signing_secret
 from services.ingest.listening import MatchInput, QueryParseError, evaluate, parse
 from services.ingest.matching import QueryIndex
-from services.ingest.pipeline import LanguageDetector, SourceContext, ingest_items
+from services.ingest.pipeline import LanguageDetector, SourceContext, ingest_items, mention_kind
 from shared.auth import Principal
 from shared.crypto import SecretBox
 from shared.events import BrandId
@@ -227,6 +227,9 @@ class MentionOut(BaseModel):
     deleted_at: datetime | None
     matches: list[dict[str, Any]]
     engagement: dict[str, Any] | None
+    replies_to_post_id: uuid.UUID | None = Field(
+        default=None, description="Our published post this replies to (then kind is comment)."
+    )
 
 
 class MentionPage(BaseModel):
@@ -345,7 +348,7 @@ def _mention_out(r: dict[str, Any]) -> MentionOut:
         source_id=r["source_id"],
         network=r["network"],
         external_id=r["external_id"],
-        kind=r["kind"],
+        kind=mention_kind(r["kind"], r["replies_to_post_id"]),
         text=r["text"],
         url=r["url"],
         language=r["language"],
@@ -357,6 +360,7 @@ def _mention_out(r: dict[str, Any]) -> MentionOut:
         deleted_at=r["deleted_at"],
         matches=r["matches"],
         engagement=r["engagement"],
+        replies_to_post_id=r["replies_to_post_id"],
     )
 
 

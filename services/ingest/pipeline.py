@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,18 +56,39 @@ class IngestOutcome:
     changed_items: int = 0
     new_matches: int = 0
     events: int = 0
+    linked: int = 0  # mentions of replies linked to our post after they were received
     newest_created_at: datetime | None = None
     mention_ids: list[uuid.UUID] = field(default_factory=list)
 
 
-def content_hash(m: FetchedMention) -> str:
+def content_hash(m: FetchedMention, kind: str | None = None) -> str:
     """What makes an item 'changed': its text, its edit time and whether it was deleted.
-    Engagement counts change constantly and are not edits."""
+    Engagement counts change constantly and are not edits. `kind` is the stored item's: the same
+    status is a `mention` in the brand's notifications and a `reply` in its post's thread, and
+    hearing it by the other route is not an edit."""
     basis = json.dumps(
-        [m.text, m.edited_at.isoformat() if m.edited_at else None, m.deleted, m.kind],
+        [m.text, m.edited_at.isoformat() if m.edited_at else None, m.deleted, kind or m.kind],
         ensure_ascii=False,
     )
     return hashlib.sha256(basis.encode()).hexdigest()
+
+
+def mention_kind(item_kind: str, replies_to_post_id: uuid.UUID | None) -> str:
+    """What a brand sees: a reply to one of its published posts is a comment of that post."""
+    if replies_to_post_id is not None and item_kind != "direct_message":
+        return "comment"
+    return item_kind
+
+
+def reply_target(
+    thread_ids: Sequence[str | None], ours: Mapping[str, dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The tracked post (of `ours`, by external id) an item replies to: the first of its thread
+    ids (roots before parents) that is one of our posts."""
+    for external_id in thread_ids:
+        if external_id is not None and external_id in ours:
+            return ours[external_id]
+    return None
 
 
 def _author_json(m: FetchedMention) -> dict[str, Any]:
@@ -139,7 +160,7 @@ def _payload(
         source_id=source_id,
         network=row["network"],
         external_id=row["external_id"],
-        kind="comment" if replies_to_post_id and row["kind"] != "direct_message" else row["kind"],
+        kind=mention_kind(row["kind"], replies_to_post_id),
         url=row["url"],
         text=row["text"],
         language=row["language"],
@@ -167,6 +188,29 @@ def _event(tenant_id: str, brand_id: str, root: str, event: dict[str, Any]) -> O
     return OutgoingEvent(topic=MENTIONS.name, key=f"{tenant_id}:{brand_id}:{root}", event=event)
 
 
+def _updated(
+    row: dict[str, Any], match: dict[str, Any], occurred_at: datetime, causation: uuid.UUID | None
+) -> OutgoingEvent:
+    """`mention.updated` for one brand's match of an item: the item's whole current state, with
+    the match's link to our post, so consumers that replace their copy lose nothing."""
+    payload = _payload(
+        row,
+        mention_id=match["mention_id"],
+        source_id=match["source_id"],
+        matches=match["matches"],
+        replies_to_post_id=match["replies_to_post_id"],
+    )
+    event = envelope_for(
+        payload,
+        event_type="mention.updated",
+        tenant_id=match["tenant_id"],
+        brand_id=match["brand_id"],
+        occurred_at=occurred_at,
+        causation_id=causation,
+    )
+    return _event(match["tenant_id"], match["brand_id"], row["root_external_id"], event)
+
+
 async def ingest_items(
     conn: Connection,
     source: SourceContext,
@@ -186,18 +230,38 @@ async def ingest_items(
     if not latest:
         return outcome
     await queries.refresh(conn)
+    # Until this transaction ends, a post.published of this tenant on these networks waits for
+    # it (and it for one in flight): a reply stored here is either linked here or by that event.
+    await repository.lock_reply_threads(
+        conn, [(source.tenant_id, network) for network, _ in latest], exclusive=False
+    )
 
     existing = await repository.existing_items(conn, list(latest))
     fresh_rows: list[dict[str, Any]] = []
     changed_rows: list[dict[str, Any]] = []
     rows_by_key: dict[tuple[str, str], dict[str, Any]] = {}
+    # Where each item sits in its thread, as stored and as this fetch tells (a post's reply list
+    # knows the root that a notification or a search result does not).
+    thread_ids: dict[tuple[str, str], list[str | None]] = {}
     for key, m in latest.items():
-        digest = content_hash(m)
         language = m.language or (detect_language(m.text) if m.text else None)
         stored = existing.get(key)
         item_id = stored.id if stored else uuid.uuid4()
+        digest = content_hash(m, stored.kind if stored else None)
         row = _item_row(m, item_id, source.id, language, digest, raw_retention, now)
+        if stored is not None:
+            # The item as consumers know it: its first kind, and the thread its events are keyed
+            # by (a different key could let an update overtake the mention it updates).
+            row["kind"] = stored.kind
+            row["root_external_id"] = stored.root_external_id
+            row["parent_external_id"] = stored.parent_external_id
         rows_by_key[key] = row
+        thread_ids[key] = [
+            row["root_external_id"],
+            m.root_external_id,
+            row["parent_external_id"],
+            m.parent_external_id,
+        ]
         if stored is None:
             fresh_rows.append(row)
         elif stored.content_hash != digest:
@@ -215,55 +279,21 @@ async def ingest_items(
     outcome.new_items = len(inserted)
     outcome.changed_items = len(changed_rows)
 
-    events: list[OutgoingEvent] = []
-    # Edits and deletions reach every brand that already has the item.
-    if changed_rows:
-        by_item = {r["id"]: r for r in changed_rows}
-        for match in await repository.matches_of_items(conn, list(by_item)):
-            row = by_item[match["item_id"]]
-            if row["deleted_at"] is not None:
-                deleted = MentionDeletedPayload(
-                    mention_id=match["mention_id"],
-                    network=row["network"],
-                    external_id=row["external_id"],
-                    deleted_at=row["deleted_at"],
-                )
-                event = envelope_for(
-                    deleted,
-                    tenant_id=match["tenant_id"],
-                    brand_id=match["brand_id"],
-                    occurred_at=row["deleted_at"],
-                )
-            else:
-                payload = _payload(
-                    row,
-                    mention_id=match["mention_id"],
-                    source_id=match["source_id"],
-                    matches=match["matches"],
-                    replies_to_post_id=None,
-                )
-                event = envelope_for(
-                    payload,
-                    event_type="mention.updated",
-                    tenant_id=match["tenant_id"],
-                    brand_id=match["brand_id"],
-                    occurred_at=row["edited_at"] or now,
-                )
-            events.append(
-                _event(match["tenant_id"], match["brand_id"], row["root_external_id"], event)
-            )
-
     # Which brands of the source's tenant each live item belongs to.
-    live = [r for r in rows_by_key.values() if r["deleted_at"] is None]
-    thread_ids = [x for r in live for x in (r["root_external_id"], r["parent_external_id"]) if x]
+    live = {k: r for k, r in rows_by_key.items() if r["deleted_at"] is None}
     ours: dict[str, dict[str, Any]] = {}
-    for network in {r["network"] for r in live}:
-        ours.update(await repository.tracked_posts_for(conn, source.tenant_id, network, thread_ids))
+    for network in {r["network"] for r in live.values()}:
+        candidates = [x for k, r in live.items() if r["network"] == network for x in thread_ids[k]]
+        ours.update(
+            await repository.tracked_posts_for(
+                conn, source.tenant_id, network, [x for x in candidates if x]
+            )
+        )
     match_rows: list[dict[str, Any]] = []
     planned: dict[uuid.UUID, tuple[dict[str, Any], uuid.UUID | None, list[dict[str, Any]]]] = {}
-    for row in live:
+    for key, row in live.items():
         brands: dict[str, list[dict[str, Any]]] = {}
-        post = ours.get(row["root_external_id"]) or ours.get(row["parent_external_id"] or "")
+        post = reply_target(thread_ids[key], ours)
         if post is not None:
             brands.setdefault(post["brand_id"], [])
         if source.match_mode == "brand" and source.brand_id is not None:
@@ -300,9 +330,55 @@ async def ingest_items(
                     "source_id": source.id,
                     "matches": matches,
                     "created_at": row["created_at"],
+                    "replies_to_post_id": replies_to,
                 }
             )
     created = await repository.insert_matches(conn, match_rows)
+    # A brand that heard a reply before we knew the post it replies to gets the link now.
+    linked = await repository.link_matches(
+        conn,
+        [
+            (m["item_id"], m["tenant_id"], m["brand_id"], m["replies_to_post_id"])
+            for m in match_rows
+            if m["mention_id"] not in created and m["replies_to_post_id"] is not None
+        ],
+    )
+
+    events: list[OutgoingEvent] = []
+    updated: set[uuid.UUID] = set()
+    # Edits and deletions reach every brand that already had the item.
+    if changed_rows:
+        by_item = {r["id"]: r for r in changed_rows}
+        for match in await repository.matches_of_items(conn, list(by_item)):
+            if match["mention_id"] in created:
+                continue  # its mention.received carries the new state
+            row = by_item[match["item_id"]]
+            if row["deleted_at"] is not None:
+                deleted = MentionDeletedPayload(
+                    mention_id=match["mention_id"],
+                    network=row["network"],
+                    external_id=row["external_id"],
+                    deleted_at=row["deleted_at"],
+                )
+                event = envelope_for(
+                    deleted,
+                    tenant_id=match["tenant_id"],
+                    brand_id=match["brand_id"],
+                    occurred_at=row["deleted_at"],
+                )
+                events.append(
+                    _event(match["tenant_id"], match["brand_id"], row["root_external_id"], event)
+                )
+            else:
+                events.append(_updated(row, match, row["edited_at"] or now, None))
+            updated.add(match["mention_id"])
+    rows_by_item = {r["id"]: r for r in live.values()}
+    for match in linked:
+        if match["mention_id"] not in updated:
+            events.append(_updated(rows_by_item[match["item_id"]], match, now, None))
+            updated.add(match["mention_id"])
+    outcome.linked = len(linked)
+
     for match in match_rows:
         if match["mention_id"] not in created:
             continue  # the brand already has this item (a redelivery, another source)
@@ -329,3 +405,71 @@ async def ingest_items(
     await add_events(conn, events)
     outcome.events = len(events)
     return outcome
+
+
+@dataclass(frozen=True)
+class PublishedPost:
+    """One of our posts that went out (`post.published`), to collect the replies of."""
+
+    event_id: uuid.UUID
+    tenant_id: str
+    brand_id: str
+    post_id: uuid.UUID
+    channel_id: uuid.UUID
+    network: str
+    external_id: str
+    url: str | None
+    published_at: datetime
+    track_until: datetime
+
+
+async def track_posts(conn: Connection, posts: Sequence[PublishedPost]) -> int:
+    """Track our published posts, and link the replies their brands heard before (a notification
+    pulled, a webhook delivered before ingest consumed `post.published`): one `mention.updated`
+    per newly linked mention; linked mentions are left alone, so a redelivery emits nothing.
+    Returns how many mentions were linked."""
+    if not posts:
+        return 0
+    # First, before any row lock: items being stored for these threads commit before the
+    # lookup below, and items stored after this transaction see the tracked posts.
+    await repository.lock_reply_threads(
+        conn, [(p.tenant_id, p.network) for p in posts], exclusive=True
+    )
+    for p in posts:
+        await repository.track_post(
+            conn,
+            {
+                "network": p.network,
+                "external_id": p.external_id,
+                "tenant_id": p.tenant_id,
+                "brand_id": p.brand_id,
+                "post_id": p.post_id,
+                "channel_id": p.channel_id,
+                "url": p.url,
+                "published_at": p.published_at,
+                "track_until": p.track_until,
+            },
+        )
+    linked = await repository.link_stored_replies(
+        conn,
+        [
+            {
+                "tenant_id": p.tenant_id,
+                "network": p.network,
+                "external_id": p.external_id,
+                "brand_id": p.brand_id,
+                "post_id": p.post_id,
+            }
+            for p in posts
+        ],
+    )
+    cause = {(p.tenant_id, p.post_id): p.event_id for p in posts}
+    now = datetime.now(UTC)
+    await add_events(
+        conn,
+        [
+            _updated(row, row, now, cause.get((row["tenant_id"], row["replies_to_post_id"])))
+            for row in linked
+        ],
+    )
+    return len(linked)

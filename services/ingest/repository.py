@@ -600,6 +600,9 @@ class StoredItem:
     network: str
     external_id: str
     content_hash: str
+    kind: str
+    root_external_id: str
+    parent_external_id: str | None
 
 
 async def existing_items(
@@ -607,7 +610,8 @@ async def existing_items(
 ) -> dict[tuple[str, str], StoredItem]:
     rows = await conn.fetch(
         """
-        SELECT i.id, i.network, i.external_id, i.content_hash
+        SELECT i.id, i.network, i.external_id, i.content_hash, i.kind, i.root_external_id,
+               i.parent_external_id
         FROM items i
         JOIN unnest($1::text[], $2::text[]) AS k(network, external_id)
           ON (i.network, i.external_id) = (k.network, k.external_id)
@@ -708,12 +712,13 @@ async def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> se
     inserted = await conn.fetch(
         """
         INSERT INTO item_matches (item_id, tenant_id, brand_id, mention_id, source_id, matches,
-                                  created_at)
+                                  created_at, replies_to_post_id)
         SELECT u.item_id, u.tenant_id, u.brand_id, u.mention_id, u.source_id, u.matches::jsonb,
-               u.created_at
+               u.created_at, u.replies_to_post_id
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::text[],
-                    $7::timestamptz[])
-             AS u(item_id, tenant_id, brand_id, mention_id, source_id, matches, created_at)
+                    $7::timestamptz[], $8::uuid[])
+             AS u(item_id, tenant_id, brand_id, mention_id, source_id, matches, created_at,
+                  replies_to_post_id)
         ON CONFLICT (item_id, tenant_id, brand_id) DO NOTHING
         RETURNING mention_id
         """,
@@ -724,6 +729,7 @@ async def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> se
         [r["source_id"] for r in rows],
         [_json_text(r["matches"]) for r in rows],
         [r["created_at"] for r in rows],
+        [r["replies_to_post_id"] for r in rows],
     )
     return {r["mention_id"] for r in inserted}
 
@@ -731,12 +737,121 @@ async def insert_matches(conn: Connection, rows: Sequence[dict[str, Any]]) -> se
 async def matches_of_items(conn: Connection, item_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """
-        SELECT item_id, tenant_id, brand_id, mention_id, source_id, matches
+        SELECT item_id, tenant_id, brand_id, mention_id, source_id, matches, replies_to_post_id
         FROM item_matches WHERE item_id = ANY($1::uuid[])
         """,
         list(item_ids),
     )
     return [dict(r) for r in rows]
+
+
+async def link_matches(
+    conn: Connection, links: Sequence[tuple[uuid.UUID, str, str, uuid.UUID]]
+) -> list[dict[str, Any]]:
+    """Link (item, tenant, brand) matches made before their post was known to it (post id last in
+    each tuple); return the matches this call linked, none that already were."""
+    if not links:
+        return []
+    rows = await conn.fetch(
+        """
+        UPDATE item_matches m SET replies_to_post_id = u.post_id
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[])
+             AS u(item_id, tenant_id, brand_id, post_id)
+        WHERE (m.item_id, m.tenant_id, m.brand_id) = (u.item_id, u.tenant_id, u.brand_id)
+          AND m.replies_to_post_id IS NULL
+        RETURNING m.item_id, m.tenant_id, m.brand_id, m.mention_id, m.source_id, m.matches,
+                  m.replies_to_post_id
+        """,
+        [x[0] for x in links],
+        [x[1] for x in links],
+        [x[2] for x in links],
+        [x[3] for x in links],
+    )
+    return [dict(r) for r in rows]
+
+
+async def link_stored_replies(
+    conn: Connection, posts: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Link the live items already stored whose thread root or parent is one of `posts` (tenant_id,
+    network, external_id, brand_id, post_id) to it, for the post's brand in its tenant; return
+    each newly linked match with its item's columns (`id` is the item's id)."""
+    if not posts:
+        return []
+    rows = await conn.fetch(
+        f"""
+        WITH posts AS (
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::uuid[])
+                AS p(tenant_id, network, external_id, brand_id, post_id)
+        ), found AS (
+            -- An item in the threads of two of our posts goes to its root's post (as ingest does).
+            SELECT DISTINCT ON (m.item_id, m.tenant_id, m.brand_id)
+                   m.item_id, m.tenant_id, m.brand_id, p.post_id
+            FROM posts p
+            JOIN items i ON i.network = p.network
+                        AND (i.root_external_id = p.external_id
+                             OR i.parent_external_id = p.external_id)
+            JOIN item_matches m ON m.item_id = i.id AND m.tenant_id = p.tenant_id
+                               AND m.brand_id = p.brand_id
+            WHERE m.replies_to_post_id IS NULL AND i.deleted_at IS NULL
+            ORDER BY m.item_id, m.tenant_id, m.brand_id, (i.root_external_id = p.external_id) DESC
+        )
+        UPDATE item_matches m SET replies_to_post_id = f.post_id
+        FROM found f, items i
+        WHERE (m.item_id, m.tenant_id, m.brand_id) = (f.item_id, f.tenant_id, f.brand_id)
+          AND i.id = m.item_id AND m.replies_to_post_id IS NULL
+        RETURNING m.tenant_id, m.brand_id, m.mention_id, m.source_id, m.matches,
+                  m.replies_to_post_id, {", ".join(f"i.{c}" for c in _PAYLOAD_FIELDS)}
+        """,
+        [p["tenant_id"] for p in posts],
+        [p["network"] for p in posts],
+        [p["external_id"] for p in posts],
+        [p["brand_id"] for p in posts],
+        [p["post_id"] for p in posts],
+    )
+    return [dict(r) for r in rows]
+
+
+# An item's columns that its mention events carry.
+_PAYLOAD_FIELDS = (
+    "id",
+    "network",
+    "external_id",
+    "kind",
+    "text",
+    "url",
+    "language",
+    "created_at",
+    "edited_at",
+    "deleted_at",
+    "author",
+    "root_external_id",
+    "parent_external_id",
+    "media",
+    "engagement",
+)
+
+
+async def lock_reply_threads(
+    conn: Connection, keys: Sequence[tuple[str, str]], *, exclusive: bool
+) -> None:
+    """Serialise, per (tenant, network), storing items (shared) with tracking our new posts
+    (exclusive) until the transaction ends: either the items see the tracked post or the post's
+    linking sees the committed items, never neither. Taken in one order, so never deadlocking."""
+    if not keys:
+        return
+    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await conn.execute(
+        f"""
+        SELECT {lock}(k) FROM (
+            SELECT DISTINCT hashtextextended('opensmm.ingest.replies:' || t || ':' || n, 0) AS k
+            FROM unnest($1::text[], $2::text[]) AS u(t, n)
+            ORDER BY k
+        ) ordered
+        """,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
 
 
 async def tracked_posts_for(
@@ -898,9 +1013,9 @@ async def search_mentions(
     rows = await conn.fetch(
         f"""
         SELECT m.mention_id, m.tenant_id, m.brand_id, m.source_id, m.matches, m.created_at,
-               m.matched_at, i.id AS item_id, i.network, i.external_id, i.kind, i.text, i.url,
-               i.language, i.edited_at, i.deleted_at, i.author, i.root_external_id,
-               i.parent_external_id, i.media, i.engagement
+               m.matched_at, m.replies_to_post_id, i.id AS item_id, i.network, i.external_id,
+               i.kind, i.text, i.url, i.language, i.edited_at, i.deleted_at, i.author,
+               i.root_external_id, i.parent_external_id, i.media, i.engagement
         FROM item_matches m JOIN items i ON i.id = m.item_id
         WHERE {" AND ".join(conditions)}
         ORDER BY m.created_at DESC, m.mention_id DESC
