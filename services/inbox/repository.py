@@ -145,17 +145,29 @@ async def insert_items(conn: Connection, items: Sequence[dict[str, Any]]) -> set
 
 
 async def apply_edits(conn: Connection, events: Sequence[MentionUpdated]) -> None:
-    """The newest state of edited items (an older edit redelivered late never wins)."""
+    """The newest state of updated items (an older edit redelivered late never wins).
+
+    An update is an edit only when the text changed or the network gave an edit time; an update
+    that only links a reply to our post (ingest learned of the post later) changes the kind and
+    leaves `edited_at` alone.
+    """
     await conn.execute(
         """
-        UPDATE items SET text = u.text, edited_at = u.edited_at
-        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(id, text, edited_at)
+        UPDATE items
+        SET kind = u.kind,
+            edited_at = CASE WHEN items.text IS DISTINCT FROM u.text OR u.network_edit
+                             THEN u.edited_at ELSE items.edited_at END,
+            text = u.text
+        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::boolean[])
+             AS u(id, text, edited_at, kind, network_edit)
         WHERE items.id = u.id
           AND (items.edited_at IS NULL OR items.edited_at <= u.edited_at)
         """,
         [e.payload.mention_id for e in events],
         [e.payload.text for e in events],
         [e.payload.edited_at or e.occurred_at for e in events],
+        [e.payload.kind for e in events],
+        [e.payload.edited_at is not None for e in events],
     )
 
 
