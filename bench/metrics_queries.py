@@ -20,29 +20,38 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from devstack import state
-from services.metrics import repository
+from services.metrics import analytics, repository
+from services.metrics.periods import Period, Unit
 from services.metrics.rollups import ON_TIME_S
 
-MIGRATION = Path(__file__).resolve().parents[1] / "services/metrics/migrations/0001_rollups.sql"
+MIGRATIONS = Path(__file__).resolve().parents[1] / "services/metrics/migrations"
 RESULTS = Path(__file__).with_name("results") / "metrics_queries.json"
 TENANTS, BRANDS_PER_TENANT, DAYS = 10, 10, 365
 START = datetime(2025, 11, 1, tzinfo=UTC)
+BERLIN = ZoneInfo("Europe/Berlin")
 
 
 def _fill_sql(per_hour: int) -> list[str]:
     """Rollup rows for every tenant, brand and hour of the year: `per_hour` mentions a brand-hour,
     split over 3 sentiments, 3 intents, 2 languages, 2 kinds, brand + 2 competitors; the tokens
     of each hour: its authors (per_hour distinct of a 50,000 pool), 4 hashtags of 200, 10 terms
-    of 2,000; one response per 10 mentions, one conversation per 4, one post per brand-day."""
+    of 2,000; one response per 10 mentions, one conversation per 4, one post per brand-day on
+    each of the brand's 2 channels with its schedule and latest engagement, and each channel's
+    followers every hour."""
     grid = f"""
         FROM generate_series(1, {TENANTS}) t, generate_series(1, {BRANDS_PER_TENANT}) b,
              generate_series(0, {DAYS * 24 - 1}) h
     """
     hour = f"'{START.isoformat()}'::timestamptz + h * interval '1 hour'"
+    # Deterministic ids, so a post's outcome, schedule and engagement rows meet.
+    post = "md5(t || '-' || b || '-' || h || '-' || c)::uuid"
+    channel = "md5(t || '-' || b || '-' || c)::uuid"
+    network = "CASE WHEN c = 1 THEN 'mastodon' ELSE 'bluesky' END"
     splits = [
         ("all", ["''"], [1.0]),
         ("sentiment", ["'positive'", "'neutral'", "'negative'"], [0.4, 0.4, 0.2]),
@@ -83,11 +92,21 @@ def _fill_sql(per_hour: int) -> list[str]:
             (ARRAY['low','normal','high','urgent'])[1 + (h + k) % 4], k % 100, NULL, NULL, {hour}
             {grid}, generate_series(1, {max(1, per_hour // 4)}) k""",
         f"""INSERT INTO post_outcomes SELECT gen_random_uuid(), 't' || t, 'b' || b,
-            gen_random_uuid(), NULL, 'mastodon',
-            CASE WHEN h % 240 = 0 THEN 'failed' ELSE 'published' END, {hour}, NULL, NULL, {hour},
-            (h % 7) * 20, NULL {grid} WHERE h % 24 = 9""",
+            {post}, {channel}, {network},
+            CASE WHEN h % 240 = 0 THEN 'failed' ELSE 'published' END, {hour}, 'x' || h, NULL,
+            {hour}, (h % 7) * 20, NULL {grid}, generate_series(1, 2) c WHERE h % 24 = 9""",
         f"""INSERT INTO post_schedules SELECT 't' || t, gen_random_uuid(), 'b' || b, {hour},
             false, {hour} {grid} WHERE h % 24 = 9""",
+        f"""INSERT INTO channel_schedules SELECT 't' || t, {post}, {channel}, 'b' || b,
+            {network}, {hour}, false, {hour} {grid}, generate_series(1, 2) c WHERE h % 24 = 9""",
+        f"""INSERT INTO post_engagement (tenant_id, post_id, channel_id, brand_id, network,
+            external_id, likes, reposts, replies, views, followers, measured_at)
+            SELECT 't' || t, {post}, {channel}, 'b' || b, {network},
+            'x' || h, (h * 7 + b) % 300, (h + b) % 40, (h * 3 + c) % 60, 1000 + h % 5000,
+            10000 + h + c * 500, {hour} + interval '2 days'
+            {grid}, generate_series(1, 2) c WHERE h % 24 = 9""",
+        f"""INSERT INTO audience_hourly SELECT 't' || t, 'b' || b, {channel}, {hour}, {network},
+            10000 + h + c * 500, {hour} + interval '50 minutes' {grid}, generate_series(1, 2) c""",
         f"""INSERT INTO hourly SELECT 't' || t, 'b' || b, 'post_replies', 'post', {hour},
             'mastodon', gen_random_uuid()::text, 1 + h % 5 {grid} WHERE h % 6 = 0""",
         "ANALYZE",
@@ -128,14 +147,23 @@ async def run(mentions: int, runs: int) -> dict[str, Any]:
         conn = await asyncpg.connect(state.admin_dsn(database))
         try:
             await conn.execute("CREATE SCHEMA metrics; SET search_path = metrics")
-            await conn.execute(MIGRATION.read_text())
+            for migration in sorted(MIGRATIONS.glob("*.sql")):
+                await conn.execute(migration.read_text())
             started = time.perf_counter()
             for statement in _fill_sql(per_hour):
                 await conn.execute(statement)
             load_s = time.perf_counter() - started
             sizes = {
                 t: int(await conn.fetchval(f"SELECT count(*) FROM {t}"))
-                for t in ("hourly", "tokens", "responses", "conversations", "post_outcomes")
+                for t in (
+                    "hourly",
+                    "tokens",
+                    "responses",
+                    "conversations",
+                    "post_outcomes",
+                    "post_engagement",
+                    "audience_hourly",
+                )
             }
             rng = random.Random(6)  # noqa: S311 -- sampling windows, not secrets
 
@@ -194,6 +222,20 @@ async def run(mentions: int, runs: int) -> dict[str, Any]:
                     conn, tenant_id=t, brand_id=b, start=s, end=e, limit=10
                 )
 
+            async def engagement(sort: str) -> Any:
+                t, b, s, e = window()
+                return await analytics.posts_engagement(
+                    conn, t, b, Period(s, e), sort=sort, limit=100
+                )
+
+            async def audience(unit: Unit) -> Any:
+                t, b, s, e = window()
+                return await analytics.audience(conn, t, b, Period(s, e), unit, BERLIN)
+
+            async def scheduled() -> Any:
+                t, b, s, e = window()
+                return await repository.scheduled_count(conn, t, b, s, e)
+
             shapes: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
                 ("series mentions/day (30 d, Europe/Berlin)", lambda: series("all", "day")),
                 ("series sentiment/day", lambda: series("sentiment", "day")),
@@ -209,6 +251,11 @@ async def run(mentions: int, runs: int) -> dict[str, Any]:
                 ("backlog", backlog),
                 ("publishing stats", publishing),
                 ("top posts by replies", top_posts),
+                ("post engagement, newest first (+ totals)", lambda: engagement("published")),
+                ("top posts by engagement (+ totals)", lambda: engagement("engagement")),
+                ("audience/hour (30 d, last value)", lambda: audience("hour")),
+                ("audience/day (30 d, Europe/Berlin)", lambda: audience("day")),
+                ("posts scheduled (per channel or post)", scheduled),
             ]
             results = [await _measure(name, runs, q) for name, q in shapes]
         finally:
@@ -241,7 +288,7 @@ def main() -> None:
     args.results.write_text(json.dumps(report, indent=2) + "\n")
     for r in report["results"]:
         print(
-            f"{r['query']:<44} p50 {r['p50_ms']:>7} ms  p95 {r['p95_ms']:>7}  p99 {r['p99_ms']:>7}"
+            f"{r['query']:<46} p50 {r['p50_ms']:>7} ms  p95 {r['p95_ms']:>7}  p99 {r['p99_ms']:>7}"
         )
     print(
         f"{report['mentions']:,} mentions' rollups, loaded in {report['load_s']} s:",
