@@ -109,6 +109,8 @@ def _fill_sql(per_hour: int) -> list[str]:
             10000 + h + c * 500, {hour} + interval '50 minutes' {grid}, generate_series(1, 2) c""",
         f"""INSERT INTO hourly SELECT 't' || t, 'b' || b, 'post_replies', 'post', {hour},
             'mastodon', gen_random_uuid()::text, 1 + h % 5 {grid} WHERE h % 6 = 0""",
+        """INSERT INTO tokens_daily SELECT tenant_id, brand_id, kind,
+            (bucket AT TIME ZONE 'UTC')::date, token, sum(n) FROM tokens GROUP BY 1, 2, 3, 4, 5""",
         "ANALYZE",
     ]
     return statements

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.metrics.rollups import HOURLY, TOKENS, CounterKey, MentionFact
@@ -121,6 +121,38 @@ async def add_counts(conn: Connection, delta: Counter[CounterKey]) -> None:
             *[list(c) for c in cols],
             [n for _, n in tokens],
         )
+    if tokens:
+        # The same counts by UTC day (see migration 0004): one row per day instead of 24.
+        daily: Counter[tuple[str, str, str, date, str]] = Counter()
+        for (tenant, brand, kind, bucket, token), n in tokens:
+            daily[(tenant, brand, kind, bucket.astimezone(UTC).date(), token)] += n
+        days = sorted(daily.items())
+        cols = list(zip(*(k for k, _ in days), strict=True))
+        await conn.execute(
+            """
+            INSERT INTO tokens_daily (tenant_id, brand_id, kind, day, token, n)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[],
+                                 $6::bigint[])
+            ON CONFLICT (tenant_id, brand_id, kind, day, token)
+            DO UPDATE SET n = tokens_daily.n + excluded.n
+            """,
+            *[list(c) for c in cols],
+            [n for _, n in days],
+        )
+        shrunk_days = [k for k, n in days if n < 0]
+        if shrunk_days:
+            cols = list(zip(*shrunk_days, strict=True))
+            await conn.execute(
+                """
+                DELETE FROM tokens_daily x
+                USING unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[])
+                      AS k(t, b, kind, day, token)
+                WHERE (x.tenant_id, x.brand_id, x.kind, x.day, x.token)
+                      = (k.t, k.b, k.kind, k.day, k.token)
+                  AND x.n = 0
+                """,
+                *[list(c) for c in cols],
+            )
     shrunk_hourly = [k for k, n in hourly if n < 0]
     if shrunk_hourly:
         # A key back at zero (a deleted mention, an edit) would only slow the range scans.
@@ -510,17 +542,35 @@ async def top_tokens(
     end: datetime,
     limit: int,
 ) -> list[tuple[str, int]]:
+    # Whole UTC days inside the period from tokens_daily, the partial edges from the hours.
+    first_day = (start.astimezone(UTC) + timedelta(days=1) - timedelta(microseconds=1)).date()
+    end_day = end.astimezone(UTC).date()
+    if end_day <= first_day:
+        first_day = end_day = start.astimezone(UTC).date()  # no whole day: hours only
+    day_start = datetime.combine(first_day, datetime.min.time(), UTC)
+    day_end = datetime.combine(end_day, datetime.min.time(), UTC)
     rows = await conn.fetch(
         """
-        SELECT token, sum(n)::bigint AS n FROM tokens
-        WHERE tenant_id = $1 AND brand_id = $2 AND kind = $3 AND bucket >= $4 AND bucket < $5
-        GROUP BY token ORDER BY n DESC, token LIMIT $6
+        SELECT token, sum(n)::bigint AS n FROM (
+            SELECT token, n FROM tokens_daily
+            WHERE tenant_id = $1 AND brand_id = $2 AND kind = $3 AND day >= $6 AND day < $7
+            UNION ALL
+            SELECT token, n FROM tokens
+            WHERE tenant_id = $1 AND brand_id = $2 AND kind = $3
+              AND ((bucket >= $4 AND bucket < least($5::timestamptz, $8::timestamptz))
+                   OR (bucket >= greatest($4::timestamptz, $9::timestamptz) AND bucket < $5))
+        ) counts
+        GROUP BY token ORDER BY n DESC, token LIMIT $10
         """,
         tenant_id,
         brand_id,
         kind,
         start,
         end,
+        first_day,
+        end_day,
+        day_start,
+        day_end,
         limit,
     )
     return [(r["token"], int(r["n"])) for r in rows]
