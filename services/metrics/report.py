@@ -8,6 +8,7 @@ import html
 import io
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import matplotlib
@@ -20,6 +21,8 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import getSampleStyleSheet
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.platypus import (
     Flowable,
     Image,
@@ -273,15 +276,33 @@ th{{text-align:left;padding-right:2rem}} svg{{max-width:100%;height:auto}}</styl
 </body></html>"""
 
 
+_PDF_FONT = "DejaVuSans"
+
+
+def _pdf_fonts() -> None:
+    """reportlab's built-in Helvetica has no Cyrillic: use DejaVu Sans, the TrueType font that
+    ships inside matplotlib (so Russian terms and handles print as letters, not boxes)."""
+    if _PDF_FONT in pdfmetrics.getRegisteredFontNames():
+        return
+    fonts = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    pdfmetrics.registerFont(TTFont(_PDF_FONT, str(fonts / "DejaVuSans.ttf")))
+    pdfmetrics.registerFont(TTFont(f"{_PDF_FONT}-Bold", str(fonts / "DejaVuSans-Bold.ttf")))
+
+
 def _pdf(s: Summary) -> bytes:
+    _pdf_fonts()
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=A4, title=_title(s), author="OpenSMM")
     styles = getSampleStyleSheet()
+    for style in styles.byName.values():
+        bold = "Bold" in getattr(style, "fontName", "")
+        style.fontName = f"{_PDF_FONT}-Bold" if bold else _PDF_FONT
     story: list[Flowable] = [Paragraph(html.escape(f"Report — {_title(s)}"), styles["Title"])]
     table = Table([[k, v] for k, v in figures(s)], colWidths=[80 * mm, 90 * mm])
     table.setStyle(
         TableStyle(
             [
+                ("FONTNAME", (0, 0), (-1, -1), _PDF_FONT),
                 ("FONTSIZE", (0, 0), (-1, -1), 8),
                 ("LINEBELOW", (0, 0), (-1, -1), 0.25, colors.lightgrey),
             ]
