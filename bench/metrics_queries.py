@@ -140,7 +140,7 @@ async def _measure(
     }
 
 
-async def run(mentions: int, runs: int) -> dict[str, Any]:
+async def run(mentions: int, runs: int, *, keep: bool = False) -> dict[str, Any]:
     per_hour = max(1, math.ceil(mentions / (TENANTS * BRANDS_PER_TENANT * DAYS * 24)))
     database = f"smm_bench_metrics_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(state.admin_dsn())
@@ -263,7 +263,8 @@ async def run(mentions: int, runs: int) -> dict[str, Any]:
         finally:
             await conn.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        if not keep:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
     return {
         "mentions": per_hour * TENANTS * BRANDS_PER_TENANT * DAYS * 24,
@@ -285,8 +286,9 @@ def main() -> None:
     parser.add_argument("--mentions", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the database (to EXPLAIN)")
     args = parser.parse_args()
-    report = asyncio.run(run(args.mentions, args.runs))
+    report = asyncio.run(run(args.mentions, args.runs, keep=args.keep))
     args.results.write_text(json.dumps(report, indent=2) + "\n")
     for r in report["results"]:
         print(

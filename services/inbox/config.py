@@ -3,11 +3,10 @@ channels), teams and members, rules — as validated models, and the loaders the
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -214,7 +213,3 @@ async def roster(conn: Connection, tenant_id: str) -> TeamRoster:
         last_assigned={t["id"]: t["last_assigned"] for t in teams},
         names={t["id"]: t["name"] for t in teams},
     )
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)

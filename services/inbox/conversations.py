@@ -10,7 +10,8 @@ from typing import Any
 
 @dataclass
 class Conversation:
-    """A working copy of one locked conversation row; `save` writes it back."""
+    """A working copy of one locked conversation row; `repository.save_conversations` writes it
+    back."""
 
     id: uuid.UUID
     tenant_id: str

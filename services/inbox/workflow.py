@@ -41,7 +41,6 @@ from shared.events import (
 from shared.outbox import OutgoingEvent, add_events
 
 Status = Literal["new", "open", "pending", "snoozed", "closed"]
-ACTIVE: tuple[Status, ...] = ("new", "open", "pending")
 LEVEL_FLOOR: dict[PriorityLevel, int] = {"urgent": 75, "high": 50, "normal": 25, "low": 0}
 RULES_ACTOR = "rules"
 SYSTEM_ACTOR = "system"
@@ -814,7 +813,7 @@ async def _breach(
         conv.level = step.priority
         conv.priority = max(conv.priority, LEVEL_FLOOR[step.priority])
         await repository.raise_items(conn, conv.id, conv.level, conv.priority)
-        item = replace_item(item, level=conv.level, priority=max(item["priority"], conv.priority))
+        item = {**item, "level": conv.level, "priority": max(item["priority"], conv.priority)}
     out.events.append(events.item_event("item.sla_breached", conv, item, reason=reason))
     out.log(conv, "sla_breached", SYSTEM_ACTOR, item["id"], reason=reason, level=conv.level)
     if step is not None and step.reassign:
@@ -841,7 +840,3 @@ async def _breach(
                     previous=previous,
                     reason="SLA breached",
                 )
-
-
-def replace_item(item: dict[str, Any], **changes: Any) -> dict[str, Any]:
-    return {**item, **changes}
