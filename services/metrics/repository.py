@@ -557,8 +557,11 @@ async def top_tokens(
             UNION ALL
             SELECT token, n FROM tokens
             WHERE tenant_id = $1 AND brand_id = $2 AND kind = $3
-              AND ((bucket >= $4 AND bucket < least($5::timestamptz, $8::timestamptz))
-                   OR (bucket >= greatest($4::timestamptz, $9::timestamptz) AND bucket < $5))
+              AND bucket >= $4 AND bucket < least($5::timestamptz, $8::timestamptz)
+            UNION ALL
+            SELECT token, n FROM tokens
+            WHERE tenant_id = $1 AND brand_id = $2 AND kind = $3
+              AND bucket >= greatest($4::timestamptz, $9::timestamptz) AND bucket < $5
         ) counts
         GROUP BY token ORDER BY n DESC, token LIMIT $10
         """,
