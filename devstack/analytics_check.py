@@ -46,15 +46,17 @@ def _period() -> tuple[str, str, datetime, datetime]:
     )
 
 
+def _manager(tenant: str) -> dict[str, str]:
+    token = issue_token(load_secrets().auth_secret, tenant_id=tenant, role="manager")
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def figures(
     client: httpx.AsyncClient, db: asyncpg.Connection, tenant: str, brand: str
 ) -> list[Figure]:
     """One reading of both sides."""
     frm, to, start, end = _period()
-    auth = {
-        "Authorization": "Bearer "
-        + issue_token(load_secrets().auth_secret, tenant_id=tenant, role="manager")
-    }
+    auth = _manager(tenant)
     api = f"{service_url('metrics')}/api/v1/brands/{brand}"
     # The API is pinned to UTC here so its whole days are the same instants as the SQL below.
     period = {"from": frm, "to": to, "timezone": "UTC"}
@@ -191,10 +193,7 @@ async def _settled(read: Callable[[], Awaitable[list[Figure]]], deadline: float)
 
 async def _reports(client: httpx.AsyncClient, tenant: str, brand: str) -> list[Path]:
     frm, to, _, _ = _period()
-    auth = {
-        "Authorization": "Bearer "
-        + issue_token(load_secrets().auth_secret, tenant_id=tenant, role="manager")
-    }
+    auth = _manager(tenant)
     folder = state_dir() / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     written = []

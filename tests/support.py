@@ -111,8 +111,12 @@ class ServiceProcess:
             self.proc.wait(10)
 
 
-def token(secret: str, tenant: str, role: str = "admin") -> dict[str, str]:
-    return {"Authorization": "Bearer " + issue_token(secret, tenant_id=tenant, role=role)}
+def token(
+    secret: str, tenant: str, role: str = "admin", subject: str | None = None
+) -> dict[str, str]:
+    """Bearer headers; `subject` names the person (an agent's member id)."""
+    jwt = issue_token(secret, tenant_id=tenant, role=role, subject=subject)
+    return {"Authorization": "Bearer " + jwt}
 
 
 def mention(

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from services.inbox import events, repository, workflow
+from services.inbox import events, repository, settings_store, workflow
 from services.inbox.assignment import ClaimState, claim, release
 from services.inbox.config import brand_settings, roster
 from services.inbox.conversations import Conversation as Conv
@@ -155,8 +155,8 @@ def build_api(rt: Runtime, settings: InboxSettings) -> APIRouter:
         teams = await roster(conn, conv.tenant_id)
         if body.team_id is not None and body.team_id not in teams.teams:
             raise ApiError(422, "unknown_team", f"no team {body.team_id}", field="team_id")
-        if body.member_id is not None and not await repository.member_exists(
-            conn, conv.tenant_id, body.member_id
+        if body.member_id is not None and not await settings_store.existing_members(
+            conn, conv.tenant_id, [body.member_id]
         ):
             raise ApiError(422, "unknown_member", f"no member {body.member_id}", field="member_id")
         if body.member_id is None and body.team_id is None:

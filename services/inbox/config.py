@@ -9,7 +9,14 @@ from datetime import date, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from services.inbox.assignment import Member, Team
 from services.inbox.rules import Rule, RuleSet, parse_rules
@@ -77,6 +84,7 @@ class BrandSettings(_Model):
     reply_channels: dict[Annotated[str, Field(min_length=1, max_length=64)], uuid.UUID] = Field(
         default_factory=dict
     )
+    _policies: SlaPolicies | None = PrivateAttr(default=None)
 
     @field_validator("time_zone")
     @classmethod
@@ -103,6 +111,12 @@ class BrandSettings(_Model):
         return BusinessHours(zone=self.time_zone, week=week, holidays=frozenset(self.holidays))
 
     def policies(self) -> SlaPolicies:
+        """The SLA policies by level, built once per settings object (every new item asks)."""
+        if self._policies is None:
+            self._policies = self._build_policies()
+        return self._policies
+
+    def _build_policies(self) -> SlaPolicies:
         hours = self.hours() if self.sla.business_hours_only else None
         by_level = {
             level: SlaPolicy(

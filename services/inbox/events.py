@@ -9,6 +9,7 @@ from typing import Any
 
 from services.inbox.conversations import Conversation
 from shared.events import (
+    EventModel,
     HideRequestedPayload,
     InboxItemEventPayload,
     ReplyRequestedPayload,
@@ -18,8 +19,18 @@ from shared.outbox import OutgoingEvent
 from shared.topics import INBOX
 
 
-def _outgoing(tenant_id: str, conversation_id: uuid.UUID, event: dict[str, Any]) -> OutgoingEvent:
-    return OutgoingEvent(topic=INBOX.name, key=f"{tenant_id}:{conversation_id}", event=event)
+def _outgoing(
+    conv: Conversation, payload: EventModel, event_type: str | None = None
+) -> OutgoingEvent:
+    """The payload in its envelope, on smm.inbox.v1, keyed by the conversation."""
+    envelope = envelope_for(
+        payload,
+        event_type=event_type,
+        tenant_id=conv.tenant_id,
+        brand_id=conv.brand_id,
+        occurred_at=datetime.now(UTC),
+    )
+    return OutgoingEvent(topic=INBOX.name, key=f"{conv.tenant_id}:{conv.id}", event=envelope)
 
 
 def item_event(
@@ -45,14 +56,7 @@ def item_event(
         sla_state=conv.sla_state,
         **extra,
     )
-    envelope = envelope_for(
-        payload,
-        event_type=event_type,
-        tenant_id=conv.tenant_id,
-        brand_id=conv.brand_id,
-        occurred_at=datetime.now(UTC),
-    )
-    return _outgoing(conv.tenant_id, conv.id, envelope)
+    return _outgoing(conv, payload, event_type)
 
 
 def reply_requested(
@@ -71,13 +75,7 @@ def reply_requested(
         text=text,
         requested_by=requested_by,
     )
-    envelope = envelope_for(
-        payload,
-        tenant_id=conv.tenant_id,
-        brand_id=conv.brand_id,
-        occurred_at=datetime.now(UTC),
-    )
-    return _outgoing(conv.tenant_id, conv.id, envelope)
+    return _outgoing(conv, payload)
 
 
 def hide_requested(
@@ -95,7 +93,4 @@ def hide_requested(
         external_id=external_id,
         requested_by=requested_by,
     )
-    envelope = envelope_for(
-        payload, tenant_id=conv.tenant_id, brand_id=conv.brand_id, occurred_at=datetime.now(UTC)
-    )
-    return _outgoing(conv.tenant_id, conv.id, envelope)
+    return _outgoing(conv, payload)

@@ -566,15 +566,6 @@ async def set_claim(conn: Connection, item_id: uuid.UUID, held: ClaimState | Non
     )
 
 
-async def member_exists(conn: Connection, tenant_id: str, member_id: str) -> bool:
-    found: bool = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM members WHERE tenant_id = $1 AND id = $2)",
-        tenant_id,
-        member_id,
-    )
-    return found
-
-
 # --- notes, replies, hiding --------------------------------------------------------------------
 
 

@@ -115,29 +115,25 @@ def stop_clock(conv: Conversation) -> None:
 # --- assignment ------------------------------------------------------------------------------
 
 
-def _assign_in_team(
-    conv: Conversation, team: Team, language: str | None, teams: TeamRoster
-) -> str | None:
+def _assign_in_team(team: Team, language: str | None, teams: TeamRoster) -> str | None:
+    """The member `team`'s strategy picks; their load and the team's round-robin position move
+    in `teams` for the rest of the batch."""
     choice = choose(team, language, TeamState(teams.last_assigned.get(team.id)))
     if choice.member_id is not None:
         teams.last_assigned[team.id] = choice.member_id
-        _take_load(teams, choice.member_id)
+        _move_load(teams, choice.member_id, +1)
     return choice.member_id
 
 
-def _take_load(teams: TeamRoster, member_id: str) -> None:
-    # Everyone's load moves in every team they belong to, for the rest of the batch.
-    for tid, team in teams.teams.items():
-        if any(m.id == member_id for m in team.members):
-            teams.teams[tid] = team.with_assigned(member_id)
-
-
-def _release_load(teams: TeamRoster, member_id: str | None) -> None:
+def _move_load(teams: TeamRoster, member_id: str | None, delta: int) -> None:
+    """One more (or one fewer) open conversation for `member_id`, in every team they are in."""
     if member_id is None:
         return
     for tid, team in teams.teams.items():
         if any(m.id == member_id for m in team.members):
-            teams.teams[tid] = team.with_closed(member_id)
+            teams.teams[tid] = (
+                team.with_assigned(member_id) if delta > 0 else team.with_closed(member_id)
+            )
 
 
 def assign(
@@ -154,8 +150,8 @@ def assign(
     before = (conv.team_id, conv.assignee_id)
     if member_id is not None:
         if member_id != conv.assignee_id:
-            _release_load(teams, conv.assignee_id)
-            _take_load(teams, member_id)
+            _move_load(teams, conv.assignee_id, -1)
+            _move_load(teams, member_id, +1)
         conv.assignee_id = member_id
         if team_id is not None:
             conv.team_id = team_id
@@ -171,9 +167,9 @@ def assign(
         if team is not None and any(m.id == conv.assignee_id for m in team.members):
             conv.team_id = team_id  # already with someone of that team: they keep it
             return (conv.team_id, conv.assignee_id) != before
-        _release_load(teams, conv.assignee_id)
+        _move_load(teams, conv.assignee_id, -1)
         conv.team_id = team_id
-        conv.assignee_id = _assign_in_team(conv, team, language, teams) if team else None
+        conv.assignee_id = _assign_in_team(team, language, teams) if team else None
     return (conv.team_id, conv.assignee_id) != before
 
 
@@ -647,6 +643,7 @@ async def reply_outcomes(
 ) -> None:
     """A published reply answers the conversation (first response time recorded, SLA met); a
     failed one shows its reason on the item and puts the conversation back in the open queue."""
+    lookups = _Lookups(conn)
     for e in outcomes:
         p = e.payload
         reply = await repository.complete_reply(
@@ -698,7 +695,7 @@ async def reply_outcomes(
                     conv, "open", item, out, actor=SYSTEM_ACTOR, reason=f"reply failed: {p.error}"
                 )
                 if not conv.clock_running:
-                    start_clock(conv, await _settings(conn, conv), datetime.now(UTC))
+                    start_clock(conv, await lookups.settings(conv), datetime.now(UTC))
         await commit(conn, [conv], out)
 
 
@@ -729,8 +726,26 @@ async def hide_outcomes(
         await commit(conn, [conv], out)
 
 
-async def _settings(conn: Connection, conv: Conversation) -> BrandSettings:
-    return (await brand_settings(conn, conv.tenant_id, {conv.brand_id}))[conv.brand_id]
+class _Lookups:
+    """Brand settings and team rosters read once per job run or batch, not once per
+    conversation; rosters keep the loads that assignments in this run moved."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._settings: dict[tuple[str, str], BrandSettings] = {}
+        self._rosters: dict[str, TeamRoster] = {}
+
+    async def settings(self, conv: Conversation) -> BrandSettings:
+        key = (conv.tenant_id, conv.brand_id)
+        if key not in self._settings:
+            found = await brand_settings(self._conn, conv.tenant_id, {conv.brand_id})
+            self._settings[key] = found[conv.brand_id]
+        return self._settings[key]
+
+    async def roster(self, tenant_id: str) -> TeamRoster:
+        if tenant_id not in self._rosters:
+            self._rosters[tenant_id] = await roster(self._conn, tenant_id)
+        return self._rosters[tenant_id]
 
 
 async def commit(conn: Connection, convs: Sequence[Conversation], out: Outcome) -> None:
@@ -753,6 +768,7 @@ async def sla_tick(
     them), and wake snoozed ones. Rows are claimed with SKIP LOCKED so replicas share the work.
     `on_sla(state, sla_kind)` hears each near breach and breach (for metrics)."""
     done = 0
+    lookups = _Lookups(conn)
     for conv in await repository.lock_due(conn, now, limit):
         out = Outcome()
         item = await repository.latest_item(conn, conv.id)
@@ -761,7 +777,7 @@ async def sla_tick(
         if conv.status == "snoozed" and conv.snoozed_until and conv.snoozed_until <= now:
             change_status(conv, "open", item, out, actor=SYSTEM_ACTOR, reason="snooze ended")
         if conv.sla_state in ("ok", "near_breach") and conv.due_at and conv.due_at <= now:
-            await _breach(conn, conv, item, out, now)
+            await _breach(conn, conv, item, out, lookups)
             if on_sla is not None:
                 on_sla("breached", conv.sla_kind or "none")
         elif conv.sla_state == "ok" and conv.near_due_at and conv.near_due_at <= now:
@@ -778,12 +794,10 @@ async def sla_tick(
 async def assign_waiting(conn: Connection, limit: int = 200) -> int:
     """Hand conversations waiting in a team's queue to whoever has room now (a member came back,
     capacity freed, or their agent was removed); returns how many found someone."""
-    waiting = await repository.lock_waiting(conn, limit)
-    rosters: dict[str, TeamRoster] = {}
+    lookups = _Lookups(conn)
     assigned = 0
-    for conv in waiting:
-        teams = rosters.get(conv.tenant_id) or await roster(conn, conv.tenant_id)
-        rosters[conv.tenant_id] = teams
+    for conv in await repository.lock_waiting(conn, limit):
+        teams = await lookups.roster(conv.tenant_id)
         item = await repository.latest_item(conn, conv.id)
         if item is None or not route(conv, teams, item["language"]):
             continue
@@ -802,9 +816,9 @@ async def assign_waiting(conn: Connection, limit: int = 200) -> int:
 
 
 async def _breach(
-    conn: Connection, conv: Conversation, item: dict[str, Any], out: Outcome, now: datetime
+    conn: Connection, conv: Conversation, item: dict[str, Any], out: Outcome, lookups: _Lookups
 ) -> None:
-    settings = await _settings(conn, conv)
+    settings = await lookups.settings(conv)
     conv.sla_state = "breached"
     level = as_level(conv.level)
     step = escalation("breached", level, reassign_on_breach=settings.sla.escalate_reassign)
@@ -816,27 +830,30 @@ async def _breach(
         item = {**item, "level": conv.level, "priority": max(item["priority"], conv.priority)}
     out.events.append(events.item_event("item.sla_breached", conv, item, reason=reason))
     out.log(conv, "sla_breached", SYSTEM_ACTOR, item["id"], reason=reason, level=conv.level)
-    if step is not None and step.reassign:
-        teams = await roster(conn, conv.tenant_id)
-        team = teams.teams.get(conv.team_id) if conv.team_id else None
-        if team is not None:
-            previous = conv.assignee_id
-            others = replace(team, members=tuple(m for m in team.members if m.id != previous))
-            choice = choose(others, item["language"], TeamState(teams.last_assigned.get(team.id)))
-            if choice.member_id is not None and choice.member_id != previous:
-                conv.assignee_id = choice.member_id
-                await repository.set_last_assigned(conn, conv.tenant_id, team.id, choice.member_id)
-                out.events.append(
-                    events.item_event(
-                        "item.assigned", conv, item, actor=SYSTEM_ACTOR, reason="SLA breached"
-                    )
-                )
-                out.log(
-                    conv,
-                    "assigned",
-                    SYSTEM_ACTOR,
-                    item["id"],
-                    member=conv.assignee_id,
-                    previous=previous,
-                    reason="SLA breached",
-                )
+    if step is None or not step.reassign or conv.team_id is None:
+        return
+    teams = await lookups.roster(conv.tenant_id)
+    team = teams.teams.get(conv.team_id)
+    if team is None:
+        return
+    previous = conv.assignee_id
+    # Someone else of the team: the same choice (strategy, language, room) as on arrival.
+    others = replace(team, members=tuple(m for m in team.members if m.id != previous))
+    member = _assign_in_team(others, item["language"], teams)
+    if member is None:
+        return
+    _move_load(teams, previous, -1)
+    conv.assignee_id = member
+    await repository.set_last_assigned(conn, conv.tenant_id, team.id, member)
+    out.events.append(
+        events.item_event("item.assigned", conv, item, actor=SYSTEM_ACTOR, reason="SLA breached")
+    )
+    out.log(
+        conv,
+        "assigned",
+        SYSTEM_ACTOR,
+        item["id"],
+        member=member,
+        previous=previous,
+        reason="SLA breached",
+    )

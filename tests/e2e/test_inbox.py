@@ -34,10 +34,7 @@ def admin(stack: SessionStack, tenant: str) -> dict[str, str]:
 
 
 def agent(stack: SessionStack, tenant: str, name: str) -> dict[str, str]:
-    from shared.auth import issue_token
-
-    jwt = issue_token(stack.auth_secret, tenant_id=tenant, role="agent", subject=name)
-    return {"Authorization": "Bearer " + jwt}
+    return token(stack.auth_secret, tenant, "agent", subject=name)
 
 
 async def _items(
