@@ -424,6 +424,11 @@ def _dry_run_item(row: dict[str, Any], matches: list[RuleMatchOut]) -> DryRunIte
     )
 
 
+def _unknown(what: str, ident: str) -> ApiError:
+    """404 for a member, team or saved reply the tenant does not have."""
+    return ApiError(404, "unknown_" + what.replace(" ", "_"), f"no {what} {ident!r}")
+
+
 # --- routes ------------------------------------------------------------------------------------
 
 
@@ -447,7 +452,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
         async with rt.pool.acquire() as conn:
             row = await store.get_member(conn, caller.tenant_id, member_id)
         if row is None:
-            raise ApiError(404, "unknown_member", f"no member {member_id!r}")
+            raise _unknown("member", member_id)
         return _member_out(row)
 
     @router.put("/members/{member_id}", response_model=MemberOut, tags=["members"])
@@ -488,7 +493,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
             )
             row = await store.get_member(conn, caller.tenant_id, member_id) if found else None
         if row is None:
-            raise ApiError(404, "unknown_member", f"no member {member_id!r}")
+            raise _unknown("member", member_id)
         return _member_out(row)
 
     @router.delete("/members/{member_id}", status_code=204, tags=["members"])
@@ -502,7 +507,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
                 conn, caller.tenant_id, "assign_member", "member_id", member_id, "member"
             )
             if not await store.delete_member(conn, caller.tenant_id, member_id):
-                raise ApiError(404, "unknown_member", f"no member {member_id!r}")
+                raise _unknown("member", member_id)
         return Response(status_code=204)
 
     # teams
@@ -521,7 +526,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
         async with rt.pool.acquire() as conn:
             row = await store.get_team(conn, caller.tenant_id, team_id)
         if row is None:
-            raise ApiError(404, "unknown_team", f"no team {team_id!r}")
+            raise _unknown("team", team_id)
         return _team_out(row)
 
     @router.put("/teams/{team_id}", response_model=TeamOut, tags=["teams"])
@@ -561,7 +566,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
                 conn, caller.tenant_id, "assign_team", "team_id", team_id, "team"
             )
             if not await store.delete_team(conn, caller.tenant_id, team_id):
-                raise ApiError(404, "unknown_team", f"no team {team_id!r}")
+                raise _unknown("team", team_id)
         return Response(status_code=204)
 
     # rules
@@ -687,7 +692,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
         async with rt.pool.acquire() as conn:
             row = await store.get_saved_reply(conn, caller.tenant_id, reply_id)
         if row is None:
-            raise ApiError(404, "unknown_saved_reply", f"no saved reply {reply_id!r}")
+            raise _unknown("saved reply", reply_id)
         return _reply_out(row)
 
     @router.put("/saved-replies/{reply_id}", response_model=SavedReplyOut, tags=["saved-replies"])
@@ -715,7 +720,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
                 conn, caller.tenant_id, "auto_reply", "saved_reply_id", reply_id, "saved reply"
             )
             if not await store.delete_saved_reply(conn, caller.tenant_id, reply_id):
-                raise ApiError(404, "unknown_saved_reply", f"no saved reply {reply_id!r}")
+                raise _unknown("saved reply", reply_id)
         return Response(status_code=204)
 
     @router.post(
@@ -727,7 +732,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
         async with rt.pool.acquire() as conn:
             row = await store.get_saved_reply(conn, caller.tenant_id, reply_id)
         if row is None:
-            raise ApiError(404, "unknown_saved_reply", f"no saved reply {reply_id!r}")
+            raise _unknown("saved reply", reply_id)
         return PreviewOut(
             text=render(row["text"], body.variables),
             missing=sorted(placeholders(row["text"]) - set(body.variables)),
