@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install up down status logs test test-unit lint format validate-deploy check clean
+.PHONY: help install up down status logs test test-unit lint format validate-deploy check clean bench chaos
 
 help:
 	@echo "make up               run Kafka, Postgres and the four services with a demo (Ctrl-C stops)"
@@ -13,6 +13,8 @@ help:
 	@echo "make test-unit        the unit tests only (no Kafka or Postgres)"
 	@echo "make lint             ruff, ruff format --check, mypy --strict, import contracts"
 	@echo "make validate-deploy  check docker-compose.yml, deploy/k8s and Prometheus files offline"
+	@echo "make bench            every benchmark scenario on the dev stack (docs/benchmarks.md)"
+	@echo "make chaos            every fault scenario on the dev stack (docs/reliability.md)"
 	@echo "make down / status / logs   stop, inspect or read the local dev stack"
 
 # Reinstall when pyproject.toml changes.
@@ -40,6 +42,13 @@ test: install
 	$(BIN)/smm dev up --infra-only
 	./devstack/install-prometheus.sh >/dev/null
 	$(BIN)/pytest
+
+bench: install
+	$(BIN)/smm dev up --infra-only
+	$(BIN)/python -m bench
+
+chaos: install
+	$(BIN)/python -m reliability
 
 test-unit: install
 	$(BIN)/pytest tests/unit
