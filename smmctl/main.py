@@ -11,6 +11,7 @@ import typer
 from devstack.cli import dev_app
 from shared.auth import ROLES, issue_token
 from shared.settings import PlatformSettings
+from smmctl.dlq import dlq_app
 
 app = typer.Typer(no_args_is_help=True, help="Operate OpenSMM.")
 token_app = typer.Typer(no_args_is_help=True, help="Bearer tokens for the services' APIs.")
@@ -56,6 +57,7 @@ def token_issue(
 
 
 app.add_typer(dev_app, name="dev", help="Run Kafka, Postgres and the services locally.")
+app.add_typer(dlq_app, name="dlq")
 
 
 def main() -> None:
