@@ -29,7 +29,7 @@ def letter(
     value: bytes | None = None,
     reason: str = "handler",
 ) -> DeadLetter:
-    body = {"event_id": event_id, "type": "mention.received", "payload": {}}
+    body: dict[str, Any] = {"event_id": event_id, "type": "mention.received", "payload": {}}
     failed_at = datetime.now(UTC) - timedelta(minutes=5)
     return DeadLetter(
         topic=DLQ,
