@@ -246,29 +246,35 @@ def dlq_topics(prefix: str, topic: str | None) -> list[str]:
     raise typer.BadParameter(f"unknown topic {topic!r}; expected one of {known}")
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
-    existing = await consumer.topics()  # also fills the metadata cache partitions come from
-    partitions: list[TopicPartition] = []
-    for topic in topics:
-        if topic in existing:
-            found = consumer.partitions_for_topic(topic) or set()
-            partitions += [TopicPartition(topic, p) for p in sorted(found)]
-    return partitions
+async def _partitions(bootstrap: str, topics: Sequence[str]) -> list[TopicPartition]:
+    """The partitions of those of `topics` that exist."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["error_code"] == 0
+        for p in sorted(t["partitions"], key=lambda p: int(p["partition"]))
+    ]
 
 
 async def read_dead_letters(
     bootstrap: str, topics: Sequence[str], *, last: int | None = None
 ) -> list[DeadLetter]:
     """Every record now in `topics` (or the `last` ones of each partition), oldest first."""
+    partitions = await _partitions(bootstrap, topics)
+    letters: list[DeadLetter] = []
+    if not partitions:
+        return letters
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await consumer.start()
-    letters: list[DeadLetter] = []
     try:
-        partitions = await _partitions(consumer, topics)
-        if not partitions:
-            return letters
         consumer.assign(partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         starts: dict[TopicPartition, int] = await consumer.beginning_offsets(partitions)
