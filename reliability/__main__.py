@@ -1,6 +1,6 @@
-"""`python -m reliability` runs every fault scenario; `python -m reliability <scenario>
-[--mentions N]` runs one. Each runs on a fresh database and topic prefix of a private Kafka and
-Postgres (started once), writes `reliability/results/<scenario>.json` and its row in
+"""`python -m reliability` runs every fault scenario; `python -m reliability <scenario>...
+[--mentions N]` runs the ones named. Each runs on a fresh database and topic prefix of a private
+Kafka and Postgres (started once), writes `reliability/results/<scenario>.json` and its row in
 `docs/reliability.md`; the exit code is 1 if any scenario lost or duplicated a mention."""
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ async def run_scenarios(names: list[str], mentions: int | None, workdir: Path) -
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
-    parser.add_argument("scenario", nargs="?", choices=list(SCENARIOS), help="default: all")
+    parser.add_argument(
+        "scenario", nargs="*", help=f"one or more of {', '.join(SCENARIOS)} (default: all)"
+    )
     parser.add_argument("--mentions", type=int, default=None, help="mentions per scenario")
     parser.add_argument(
         "--workdir", type=Path, default=None, help="private infra and logs (default: a temp dir)"
@@ -84,7 +86,11 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    names = [args.scenario] if args.scenario else list(SCENARIOS)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    unknown = [name for name in args.scenario if name not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario {', '.join(unknown)}; one of: {', '.join(SCENARIOS)}")
+    names = args.scenario or list(SCENARIOS)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="smm-chaos-"))
     print(f"chaos workdir (private Kafka, Postgres, logs): {workdir}", flush=True)
     ok = asyncio.run(run_scenarios(names, args.mentions, workdir))
