@@ -166,6 +166,19 @@ class SandboxMiddleware:
             reply = JSONResponse({"error": TOO_MANY_REQUESTS}, 429, headers)
             await reply(scope, receive, send)
             return
+        if fault is not None and fault.kind == "connection_reset":
+            # An ASGI app cannot send a TCP reset; a status line promising a body it never sends
+            # makes the server close the connection, which the client sees the same way: a
+            # transport error and no answer.
+            log.warning("fault: resetting the connection of %s %s", scope["method"], scope["path"])
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 502,
+                    "headers": [(b"content-length", b"1")],
+                }
+            )
+            return
         if fault is not None and fault.kind == "server_error":
             await JSONResponse({"error": SERVER_ERROR}, fault.status)(scope, receive, send)
             return

@@ -12,7 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultKind = Literal["rate_limit", "server_error", "delay", "timeout_after_send", "malformed"]
+FaultKind = Literal[
+    "rate_limit", "server_error", "delay", "timeout_after_send", "malformed", "connection_reset"
+]
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,10 @@ class FaultSpec(BaseModel):
     - `delay`: wait `delay_ms` before handling the request normally;
     - `timeout_after_send`: handle the request (a write is applied), then hold the answer for
       `delay_ms`, or with `drop` send the status line and cut the connection;
-    - `malformed`: handle normally, then remove `field` from the first status in the answer.
+    - `malformed`: handle normally, then remove `field` from the first status in the answer;
+    - `connection_reset`: cut the connection before the request is handled (nothing is applied):
+      the client gets no answer, only a status line and then the close, as when a proxy in
+      between resets it.
     """
 
     model_config = ConfigDict(extra="forbid")
