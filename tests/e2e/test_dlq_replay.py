@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.events import Author, MentionPayload, Thread, envelope_for
 from shared.topics import MENTIONS
+from smmctl import dlq
 from tests.conftest import SessionStack
 from tests.support import REPO, ServiceProcess, all_items, token, wait_until
 
@@ -41,9 +43,19 @@ def smm(stack: SessionStack, *args: str) -> str:
     return done.stdout
 
 
-def listed(stack: SessionStack) -> list[dict[str, Any]]:
-    out = smm(stack, "list", "--topic", "smm.mentions.v1", "--limit", "1000", "--json")
-    return [json.loads(line) for line in out.splitlines()]
+async def listed(stack: SessionStack) -> list[dict[str, Any]]:
+    """What `smm dlq list --json` prints, read in-process (the command itself is run below)."""
+    letters = await dlq.read_dead_letters(stack.bootstrap, [stack.topic(MENTIONS.dlq)])
+    flags = await dlq.replayed_flags(stack.bootstrap, stack.topic_prefix, letters)
+    now = time.time()
+    return [x.as_json(now, done) for x, done in zip(letters, flags, strict=True)]
+
+
+async def replay(stack: SessionStack, event_id: str) -> dict[str, int]:
+    plan = await dlq.replay(
+        stack.bootstrap, stack.topic_prefix, [stack.topic(MENTIONS.dlq)], event_ids={event_id}
+    )
+    return plan.summary()
 
 
 def mention_event(tenant: str, external_id: str) -> dict[str, Any]:
@@ -120,7 +132,7 @@ async def test_a_real_dead_letter_is_listed_with_its_error_headers(
     async def both_copies() -> list[dict[str, Any]]:
         rows = [
             r
-            for r in await asyncio.to_thread(listed, stack)
+            for r in await listed(stack)
             if r["source_offset"] == sent.offset and r["source_partition"] == sent.partition
         ]
         return rows if len(rows) == 2 else []
@@ -167,21 +179,17 @@ async def test_replay_after_the_fix_applies_each_event_once_and_a_second_replay_
     found = await wait_until(items, what="the replayed mention in the inbox")
     assert [i["external_id"] for i in found] == ["dlq-first"]
 
-    again = json.loads(
-        await asyncio.to_thread(smm, stack, "replay", "--event-id", first["event_id"], "--json")
-    )
+    again = await replay(stack, first["event_id"])
     assert (again["replayed"], again["already_replayed"]) == (0, 2)
     assert await source_end_offsets(stack) == after, "a second replay sends nothing"
 
-    rows = {(r["event_id"], r["consumer"]): r for r in await asyncio.to_thread(listed, stack)}
+    rows = {(r["event_id"], r["consumer"]): r for r in await listed(stack)}
     assert rows[(first["event_id"], "inbox.mentions")]["replayed"] is True
     assert rows[(second["event_id"], "inbox.mentions")]["replayed"] is False
     assert rows[(second["event_id"], "inbox.mentions")]["headers"]["traceparent"].startswith("00-")
 
     # The other one, chosen later, still goes back exactly once.
-    out = json.loads(
-        await asyncio.to_thread(smm, stack, "replay", "--event-id", second["event_id"], "--json")
-    )
+    out = await replay(stack, second["event_id"])
     assert out["replayed"] == 1
     found = await wait_until(
         lambda: _has(items, 2), what="the second replayed mention in the inbox"
