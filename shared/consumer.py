@@ -15,7 +15,6 @@ event's fault: it is raised so the batch is redelivered later, and nothing goes 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+import orjson
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ValidationError
 
@@ -136,7 +136,7 @@ class IdempotentBatchConsumer(Generic[E]):
         seen: set[uuid.UUID] = set()
         for record in records:
             try:
-                body = json.loads(record.value or b"")
+                body = orjson.loads(record.value or b"")
                 if not isinstance(body, dict):
                     raise ValueError("event is not a JSON object")
             except (ValueError, UnicodeDecodeError) as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -85,8 +84,13 @@ class OutboxRelay:
             )
             if not leader:
                 return 0
+            # The event as Postgres stores it, as text: publishing it needs no decode/encode.
             rows = await conn.fetch(
-                "SELECT id, topic, key, event, created_at FROM outbox ORDER BY id LIMIT $1",
+                """
+                SELECT id, topic, key, event::text AS body, event->>'type' AS type,
+                       event->>'event_id' AS event_id, created_at
+                FROM outbox ORDER BY id LIMIT $1
+                """,
                 self._batch_size,
             )
             if not rows:
@@ -94,16 +98,15 @@ class OutboxRelay:
                 return 0
             pending = []
             for row in rows:
-                event = row["event"]
                 pending.append(
                     await self._broker.publish(
-                        json.dumps(event, separators=(",", ":")).encode(),
+                        row["body"].encode(),
                         self._prefix + row["topic"],
                         key=row["key"].encode(),
                         headers={
                             "content-type": "application/json",
-                            "smm-event-type": str(event.get("type", "")),
-                            "smm-event-id": str(event.get("event_id", "")),
+                            "smm-event-type": row["type"] or "",
+                            "smm-event-id": row["event_id"] or "",
                         },
                         no_confirm=True,
                     )
