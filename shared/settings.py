@@ -80,6 +80,25 @@ class IngestSettings(ServiceSettings):
     reply_tracking_days: int = Field(
         default=7, ge=1, description="How long replies to a published post are collected."
     )
+    webhook_rate_per_s: float = Field(
+        default=100.0,
+        ge=0,
+        description="Webhook deliveries per second one source may send (token bucket); 0 = off.",
+    )
+    webhook_burst: int = Field(
+        default=200, ge=1, description="Deliveries a source may send at once above its rate."
+    )
+    webhook_unknown_rate_per_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Deliveries per second one client IP may send to unknown sources; 0 = off.",
+    )
+    webhook_unknown_burst: int = Field(default=20, ge=1)
+    webhook_timestamp_tolerance_s: float = Field(
+        default=300.0,
+        ge=1,
+        description="A signed delivery timestamp further than this from now is refused (replay).",
+    )
 
 
 class PublisherSettings(ServiceSettings):

@@ -1,5 +1,6 @@
 """Ingest's HTTP API: brands, listening queries, sources and their status, webhooks, mentions."""
 
+import math
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -20,12 +21,14 @@ from services.ingest.connectors.generic import new_signing_secret
 from services.ingest.listening import MatchInput, QueryParseError, evaluate, parse
 from services.ingest.matching import QueryIndex
 from services.ingest.pipeline import LanguageDetector, SourceContext, ingest_items, mention_kind
+from services.ingest.webhook_guard import RateLimiter, check_fresh
 from shared.auth import Principal
 from shared.crypto import SecretBox
 from shared.events import BrandId
 from shared.http import ApiError, require_role, unprocessable, validated_config
 from shared.pagination import BadCursor, decode_cursor, encode_cursor
 from shared.runtime import Runtime
+from shared.settings import IngestSettings
 
 WRITERS = ("admin", "manager")
 READERS = ("admin", "manager", "agent", "client-approver")
@@ -394,6 +397,10 @@ def build_api(
 ) -> APIRouter:
     router = APIRouter()
     Caller = Annotated[Principal, Depends(rt.authenticate)]
+    settings = rt.settings
+    assert isinstance(settings, IngestSettings)
+    source_limit = RateLimiter(settings.webhook_rate_per_s, settings.webhook_burst)
+    unknown_limit = RateLimiter(settings.webhook_unknown_rate_per_s, settings.webhook_unknown_burst)
 
     async def require_brand(conn: Any, tenant_id: str, brand_id: str) -> None:
         if await repository.get_brand(conn, tenant_id, brand_id) is None:
@@ -755,12 +762,22 @@ def build_api(
             rt.metrics.webhook_rejections.labels(known, exc.code).inc()
             raise
 
+    def throttle(retry_after_s: float | None) -> None:
+        if retry_after_s is not None:
+            exc = ApiError(429, "rate_limited", "too many webhook deliveries; retry later")
+            exc.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
+            raise exc
+
     async def deliver(network: str, source_id: uuid.UUID, request: Request) -> Response:
-        raw = await read_limited_body(request, rt.settings.max_body_bytes)
         async with rt.pool.acquire() as conn:
             row = await repository.get_source(conn, source_id)
         if row is None or _webhook_connector_name(row) != network:
+            # Guessing source ids costs the caller's IP, so a scan cannot reach the database fast.
+            client = request.client.host if request.client else "unknown"
+            throttle(unknown_limit.take(client))
             raise ApiError(404, "unknown_source", f"no {network} webhook source {source_id}")
+        throttle(source_limit.take(str(source_id)))
+        raw = await read_limited_body(request, rt.settings.max_body_bytes)
         connector = webhook_connectors[network]
         config = connector.config_model.model_validate(row.config)
         source_secrets = secrets.open_dict(box, row.secret_encrypted)
@@ -777,6 +794,12 @@ def build_api(
             if request.method != "POST":
                 raise ApiError(405, "method_not_allowed", "deliveries are POSTed")
             connector.verify(delivery, config, source_secrets)
+            check_fresh(
+                network,
+                delivery.headers,
+                required=bool(getattr(config, "require_timestamp", False)),
+                tolerance_s=settings.webhook_timestamp_tolerance_s,
+            )
         except SignatureInvalid as exc:
             raise ApiError(401, "bad_signature", str(exc)) from exc
         try:

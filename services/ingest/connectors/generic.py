@@ -26,6 +26,9 @@ from services.ingest.connectors.base import (
 
 MAX_MENTIONS_PER_REQUEST = 1000
 SIGNATURE_HEADER = "X-SMM-Signature"
+# Optional send time (Unix seconds). When present it is signed with the body (`<ts>.<body>`), so a
+# captured delivery cannot be replayed once it is older than ingest's tolerance.
+TIMESTAMP_HEADER = "X-SMM-Timestamp"
 _PREFIX = "sha256="
 
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=256, strip_whitespace=True)]
@@ -65,21 +68,29 @@ class WebhookBody(BaseModel):
 
 class GenericWebhookConfig(SourceConfig):
     network: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = "generic"
+    require_timestamp: bool = Field(
+        default=False,
+        description=f"Refuse deliveries without a signed {TIMESTAMP_HEADER} (replay protection).",
+    )
 
 
 def new_signing_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The header value a sender puts in `X-SMM-Signature` for this body."""
-    return _PREFIX + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: str | None = None) -> str:
+    """The header value a sender puts in `X-SMM-Signature` for this body (and, if it sends
+    `X-SMM-Timestamp`, that timestamp: the HMAC is then over `<timestamp>.<body>`)."""
+    signed = body if timestamp is None else timestamp.encode() + b"." + body
+    return _PREFIX + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
-def signature_matches(secret: str, body: bytes, header: str | None) -> bool:
+def signature_matches(
+    secret: str, body: bytes, header: str | None, timestamp: str | None = None
+) -> bool:
     if not header or not header.startswith(_PREFIX):
         return False
-    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
+    return hmac.compare_digest(sign(secret, body, timestamp).encode(), header.strip().encode())
 
 
 class GenericWebhookConnector:
@@ -93,7 +104,9 @@ class GenericWebhookConnector:
 
     def verify(self, request: WebhookRequest, config: Any, secrets: dict[str, Any]) -> None:
         header = request.headers.get(SIGNATURE_HEADER.lower())
-        if not signature_matches(str(secrets.get("signing_secret", "")), request.body, header):
+        timestamp = request.headers.get(TIMESTAMP_HEADER.lower())
+        secret = str(secrets.get("signing_secret", ""))
+        if not signature_matches(secret, request.body, header, timestamp):
             raise SignatureInvalid(f"missing or wrong {SIGNATURE_HEADER} for this body")
 
     def parse(self, request: WebhookRequest, config: Any) -> WebhookResult:
