@@ -317,7 +317,7 @@ async def wait_in_inbox(stack: ChaosStack, target: LoadTarget, mentions: int) ->
     async def reached() -> bool:
         return await inbox_count(stack, target) >= mentions
 
-    await wait_until(reached, timeout_s=600, interval_s=0.1, what=f"{mentions} inbox items")
+    await wait_until(reached, timeout_s=1800, interval_s=0.25, what=f"{mentions} inbox items")
 
 
 def delivery_figures(stats: DeliveryStats) -> dict[str, Any]:

@@ -54,7 +54,7 @@ async def run(stack: ChaosStack, mentions: int, *, seed: int = 9) -> dict[str, A
         log.info("killed %s at %.1f s (%d/%d delivered)", name, at - started, stats.done, mentions)
     await delivery
     delivered_at = stats.finished_at or time.monotonic()
-    timeout = max(300.0, mentions / 100)
+    timeout = max(600.0, mentions / 20)
     caught_up = await load.wait_caught_up(stack, target, mentions, timeout_s=timeout)
     result = await load.verify(stack, target, [i["external_id"] for i in items])
     end = caught_up or time.monotonic()
