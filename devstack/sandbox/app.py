@@ -14,6 +14,7 @@ import json
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from email import policy
@@ -73,6 +74,7 @@ PARSE_ERROR = "Error occurred while parsing request parameters"
 INVALID_TOKEN = "The access token is invalid"  # noqa: S105  # an error message
 TOO_MANY_REQUESTS = "Too many requests"
 SERVER_ERROR = "We're sorry, but something went wrong on our end."
+REQUEST_LOG_SIZE = 100_000
 
 
 class Unauthorized(NetworkError):
@@ -103,6 +105,9 @@ class Sandbox:
         self.faults = FaultBook()
         self.traffic = TrafficRunner(self.network)
         self.requests = 0
+        # When each `/api/` request came, from which account, and what fault answered it: fault
+        # tests check from it that a client waited out a `Retry-After`.
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
 
     def budget(self, account: Account | None) -> int:
         if account is not None and account.rate_limit is not None:
@@ -156,6 +161,15 @@ class SandboxMiddleware:
         account = sandbox.network.account_for_token(token) if token else None
         budget = sandbox.budget(account)
         fault = sandbox.faults.take(scope["method"], scope["path"])
+        sandbox.request_log.append(
+            {
+                "at": time.time(),
+                "method": scope["method"],
+                "path": scope["path"],
+                "account_id": str(account.id) if account is not None else None,
+                "fault": fault.kind if fault is not None else None,
+            }
+        )
         if fault is not None and fault.kind == "rate_limit":
             headers = {
                 "Retry-After": str(fault.retry_after_s),
@@ -742,6 +756,19 @@ async def stats(request: Request) -> JSONResponse:
             "traffic": sandbox.traffic.status(),
         }
     )
+
+
+@admin.get("/requests")
+async def request_log(
+    request: Request, account_id: str | None = None, since: float = 0.0
+) -> JSONResponse:
+    """The last `/api/` requests (time, method, path, account, injected fault), oldest first."""
+    found = [
+        r
+        for r in list(_sandbox(request).request_log)
+        if r["at"] >= since and (account_id is None or r["account_id"] == account_id)
+    ]
+    return JSONResponse({"requests": found})
 
 
 @admin.get("/config")
