@@ -12,6 +12,9 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthError, Principal, verify_token
 from shared.metrics import ServiceMetrics
@@ -64,9 +67,14 @@ def validated_config(model: type[BaseModel], config: dict[str, Any], what: str) 
 
 
 class ErrorDetail(BaseModel):
-    field: str
+    """One problem. `field` is null when the problem is the whole input (an empty CSV file);
+    some errors add where it is (`row`, `line`, `column`, `position`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    field: str | None
     message: str
-    type: str
+    type: str | None = None
 
 
 class ErrorBody(BaseModel):
@@ -82,11 +90,21 @@ class ErrorBody(BaseModel):
 
 # Documented on every /api/v1 route, so the OpenAPI shows the error shape clients really get.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body could not be read (e.g. not UTF-8)."},
     401: {"model": ErrorBody, "description": "No valid bearer token."},
     403: {"model": ErrorBody, "description": "The token's role may not do this."},
     404: {"model": ErrorBody, "description": "Not found in the caller's tenant."},
     409: {"model": ErrorBody, "description": "Conflicts with the current state."},
+    413: {"model": ErrorBody, "description": "The body is larger than the service accepts."},
     422: {"model": ErrorBody, "description": "Invalid input; `details` names each field."},
+}
+
+# Codes for the errors the framework raises itself (unreadable body, size limit, routing).
+_HTTP_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
 }
 
 
@@ -94,6 +112,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         body = {"error": exc.code, "message": exc.detail, **exc.extra}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own errors (FastAPI's 400 for a body it cannot decode, the body size
+        # limit's 413) get the same shape as ours instead of {"detail": ...}.
+        code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
+        body = {"error": code, "message": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -108,6 +134,47 @@ def install_error_handlers(app: FastAPI) -> None:
             },
             status_code=422,
         )
+
+
+class BodyLimit:
+    """Refuses a request body over `max_bytes` with a 413 in the usual error shape, whether its
+    size is declared (Content-Length: refused before reading) or only known while it streams."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> ApiError:
+        return ApiError(413, "body_too_large", f"body exceeds {self.max_bytes} bytes")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            exc = self._too_large()
+            response = JSONResponse({"error": exc.code, "message": exc.detail}, status_code=413)
+            await response(scope, receive, send)
+            return
+        size = 0
+
+        async def limited() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:
+                    # Raised inside the app, so the ApiError handler answers it.
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def install_body_limit(app: FastAPI, max_bytes: int) -> None:
+    """One limit for every body the service accepts (JSON APIs, CSV imports, webhooks)."""
+    app.add_middleware(BodyLimit, max_bytes=max_bytes)
 
 
 def bearer_auth(secret: str, issuer: str) -> Callable[..., Awaitable[Principal]]:

@@ -29,6 +29,7 @@ from shared.consumer import Effect, IdempotentBatchConsumer
 from shared.http import (
     ERROR_RESPONSES,
     bearer_auth,
+    install_body_limit,
     install_error_handlers,
     install_operational_routes,
 )
@@ -214,6 +215,7 @@ def create_app(runtime: Runtime, wire: Wire, migrations: Path) -> FastAPI:
         redoc_url=None,
     )
     install_error_handlers(app)
+    install_body_limit(app, runtime.settings.max_body_bytes)
 
     async def database_ready() -> bool:
         return runtime._pool is not None and await db.ping(runtime._pool)
