@@ -679,8 +679,86 @@ async def measure(
     return samples
 
 
-def summarize(samples: Sequence[Sample]) -> dict[str, float]:
-    ms = sorted(s.ms for s in samples)
+@dataclass(frozen=True)
+class View:
+    """A list an agent opens as is: its first page and, scrolled on by cursor, a deep page."""
+
+    name: str
+    query: str  # as `GET /items` takes it
+    sort: str
+    filters: ItemFilter
+
+
+VIEWS = (
+    # `GET /items` without parameters: every status, newest first.
+    View("API defaults", "GET /items", "newest", ItemFilter()),
+    # The working queue the README and the demo open: what is waiting, most urgent first.
+    View(
+        "working queue",
+        "GET /items?status=new&status=open&sort=priority",
+        "priority",
+        ItemFilter(statuses=("new", "open")),
+    ),
+)
+
+
+async def _page(
+    pool: asyncpg.Pool, view: View, after: list[Any] | None
+) -> tuple[float, list[dict[str, Any]]]:
+    async with pool.acquire() as conn:
+        began = time.perf_counter()
+        rows = await repository.list_items(
+            conn,
+            tenant_id=MAIN_TENANT,
+            filters=view.filters,
+            sort=view.sort,
+            after=after,
+            limit=PAGE + 1,
+        )
+        return (time.perf_counter() - began) * 1000, rows
+
+
+async def deep_cursor(pool: asyncpg.Pool, view: View, page: int) -> tuple[int, list[Any] | None]:
+    """The key `next_cursor` carries to page `page` of the view (or to its last page, if it has
+    fewer), found by following the cursor from the first page as the agent's scrolling does."""
+    after: list[Any] | None = None
+    reached = 1
+    while reached < page:
+        _, rows = await _page(pool, view, after)
+        if len(rows) <= PAGE:
+            break
+        after = repository.sort_key(view.sort, rows[PAGE - 1])
+        reached += 1
+    return reached, after
+
+
+async def measure_views(
+    pool: asyncpg.Pool, iterations: int, warmup: int, deep_page: int
+) -> dict[str, dict[str, Any]]:
+    """Round after round, the first and the deep page of every view; their times."""
+    deep = {view.name: await deep_cursor(pool, view, deep_page) for view in VIEWS}
+    first_ms: dict[str, list[float]] = {view.name: [] for view in VIEWS}
+    deep_ms: dict[str, list[float]] = {view.name: [] for view in VIEWS}
+    for round_ in range(warmup + iterations):
+        for view in VIEWS:
+            first, _ = await _page(pool, view, None)
+            later, rows = await _page(pool, view, deep[view.name][1])
+            assert rows, f"{view.name}: page {deep[view.name][0]} is empty"
+            if round_ >= warmup:
+                first_ms[view.name].append(first)
+                deep_ms[view.name].append(later)
+    return {
+        view.name: {
+            "first": summarize_ms(first_ms[view.name]),
+            "deep": summarize_ms(deep_ms[view.name]),
+            "deep_page": deep[view.name][0],
+        }
+        for view in VIEWS
+    }
+
+
+def summarize_ms(samples: Sequence[float]) -> dict[str, float]:
+    ms = sorted(samples)
     cuts = statistics.quantiles(ms * 2 if len(ms) == 1 else ms, n=100, method="inclusive")
     return {
         "queries": len(ms),
@@ -688,6 +766,12 @@ def summarize(samples: Sequence[Sample]) -> dict[str, float]:
         "p95_ms": round(cuts[94], 2),
         "p99_ms": round(cuts[98], 2),
         "max_ms": round(ms[-1], 2),
+    }
+
+
+def summarize(samples: Sequence[Sample]) -> dict[str, float]:
+    return {
+        **summarize_ms([s.ms for s in samples]),
         "rows_mean": round(statistics.fmean(s.rows for s in samples), 1),
     }
 
@@ -805,12 +889,27 @@ def _table(shapes: Sequence[dict[str, Any]], modes: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Options:
+    items: int = 1_000_000
+    iterations: int = 200
+    warmup: int = 20
+    seed: int = 20_260_105
+    database: str = "smm_bench_inbox"
+    keep: bool = False
+    reuse: bool = False
+    plan_cache_modes: Sequence[str] = ("auto", "force_generic_plan", "force_custom_plan")
+    deep_page: int = 50
+
+
+async def run(args: Options) -> dict[str, Any]:
+    """Load (or with `reuse`, find) the database, measure every shape and view under each plan
+    cache mode, EXPLAIN the slowest sample; drop the database unless `keep`."""
     if not _BENCH_DATABASE.match(args.database):
         raise SystemExit(f"--database must match {_BENCH_DATABASE.pattern}")
     if not postgres_running():
         raise SystemExit("the dev stack's Postgres is not running: smm dev up --infra-only")
-    modes: list[str] = args.plan_cache_modes
+    modes = list(args.plan_cache_modes)
     if not modes or set(modes) - {"auto", "force_custom_plan", "force_generic_plan"}:
         raise SystemExit("--plan-cache-modes: auto, force_custom_plan or force_generic_plan")
     dsn = admin_dsn(args.database)
@@ -820,6 +919,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             applied = await migrate(conn, SCHEMA, MIGRATIONS)
             await conn.execute("ANALYZE items")
+            # The database may hold another size than asked: report what it holds.
+            items = int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM inbox.items WHERE tenant_id = $1", MAIN_TENANT
+                )
+            )
         finally:
             await conn.close()
         print(f"reusing {args.database}; migrations applied now: {applied or 'none'}")
@@ -827,14 +932,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await _admin(f'DROP DATABASE IF EXISTS "{args.database}" WITH (FORCE)')
         await _admin(f'CREATE DATABASE "{args.database}"')
         report = await load(dsn, args.items, args.seed)
+        items = args.items
         print(
             f"loaded {report.items:,} items and {report.conversations:,} conversations: rows"
             f" {report.rows_s:.1f} s, indexes {report.indexes_s:.1f} s, vacuum+analyze"
             f" {report.analyze_s:.1f} s, total {report.total_s:.1f} s"
         )
     try:
-        catalog = make_catalog(args.items, args.seed)
+        catalog = make_catalog(items, args.seed)
         samples: dict[str, dict[str, list[Sample]]] = {}
+        views: dict[str, dict[str, dict[str, Any]]] = {}
         load_average: dict[str, list[float]] = {}
         try:
             for mode in modes:
@@ -846,6 +953,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     # The same seed for every mode: the same queries in the same order.
                     samples[mode] = await measure(
                         pool, catalog, args.iterations, args.warmup, args.seed + 2
+                    )
+                    views[mode] = await measure_views(
+                        pool, args.iterations, args.warmup, args.deep_page
                     )
                     # Other work on the machine shows in the tail: keep how busy it was.
                     load_average[mode] = [round(before, 2), round(os.getloadavg()[0], 2)]
@@ -894,10 +1004,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "date": datetime.now(UTC).date().isoformat(),
         "machine": _machine(server),
         "load_average_1m": load_average,
-        "items": args.items,
+        "items": items,
         "other_tenants": {
             "tenants": OTHER_TENANTS,
-            "items_each": round(args.items * OTHER_SHARE / OTHER_TENANTS),
+            "items_each": round(items * OTHER_SHARE / OTHER_TENANTS),
         },
         "migrations": migrations,
         "iterations": args.iterations,
@@ -905,6 +1015,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "page": PAGE,
         "target_p99_ms": TARGET_P99_MS,
         "plan_cache_modes": modes,
+        "views": [
+            {
+                "view": view.name,
+                "query": view.query,
+                "sort": view.sort,
+                **{mode: views[mode][view.name] for mode in modes},
+            }
+            for view in VIEWS
+        ],
         "shapes": shapes,
         "missed": {
             mode: [s["shape"] for s in shapes if s[mode]["p99_ms"] > TARGET_P99_MS]
@@ -957,13 +1076,25 @@ def main() -> None:
         " runs; force_generic_plan: every statement after such a switch; force_custom_plan: as"
         " the inbox runs, see SMM_INBOX_DB_PLAN_CACHE_MODE)",
     )
+    parser.add_argument(
+        "--deep-page", type=int, default=50, help="the page of each view's deep-page timing"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
-    result = asyncio.run(run(args))
+    output = args.output
+    del args.output
+    result = asyncio.run(run(Options(**vars(args))))
     print(_table(result["shapes"], result["plan_cache_modes"]))
+    for view in result["views"]:
+        for mode in result["plan_cache_modes"]:
+            v = view[mode]
+            print(
+                f"{view['view']} ({mode}): first page p99 {v['first']['p99_ms']} ms,"
+                f" page {v['deep_page']} p99 {v['deep']['p99_ms']} ms"
+            )
     print(f"slowest: {result['explain']['shape']}; missed the target: {result['missed']}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

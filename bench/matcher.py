@@ -1,7 +1,8 @@
 """Benchmark of the listening matcher: 10,000 queries of ~1,000 tenants against a mention stream.
 
-Run `python -m bench.matcher [--queries 10000] [--mentions 200000]`; it prints one JSON line and
-writes bench/results/matcher.json. Everything runs in this one process, on one core.
+Run `python -m bench matcher [--queries 10000] [--mentions 200000]` (or `python -m bench.matcher`):
+the process pins itself to one core, writes bench/results/matcher.json and the matcher's table in
+docs/benchmarks.md.
 """
 
 # ruff: noqa: RUF001 -- the Russian half of the generated data is Cyrillic on purpose.
@@ -10,16 +11,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import platform
+import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
+from bench import report
 from services.ingest.listening import Matcher, MatchInput, Query, parse
 
-RESULTS = Path(__file__).parent / "results" / "matcher.json"
+TARGET_PER_CORE = 20_000
 
 
 def _words(text: str) -> list[str]:
@@ -183,19 +185,33 @@ def make_mentions(
     return mentions
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def _throughput(matcher: Matcher[int], stream: list[MatchInput]) -> tuple[float, int]:
+    matches = 0
+    started = time.perf_counter()
+    for mention in stream:
+        matches += len(matcher.match(mention))
+    return len(stream) / (time.perf_counter() - started), matches
+
+
+def pin_to_one_core() -> int | None:
+    """Run this process on one core only, so its throughput is a per-core figure; the core."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return core
 
 
 def run(
-    queries: int, mentions: int, tenants: int, seed: int, brand_share: float
-) -> dict[str, object]:
+    queries: int,
+    mentions: int,
+    tenants: int,
+    seed: int,
+    brand_share: float,
+    brand_heavy_share: float | None = None,
+) -> dict[str, Any]:
+    """Build the matcher over `queries` generated queries and time it on `mentions` mentions;
+    with `brand_heavy_share`, time it again on a stream where that share names a brand."""
     rng = random.Random(seed)  # noqa: S311 -- reproducible test data, not secrets
     brands = make_brands(rng, max(tenants * 3 // 2, 10))
     query_texts = make_queries(rng, brands, tenants, queries)
@@ -211,28 +227,63 @@ def run(
     rebuild_s = time.perf_counter() - started
     assert len(grown) == len(parsed) + 1
 
-    matches = 0
-    started = time.perf_counter()
-    for mention in stream:
-        matches += len(matcher.match(mention))
-    elapsed = time.perf_counter() - started
-
-    return {
+    per_s, matches = _throughput(matcher, stream)
+    result: dict[str, Any] = {
         "queries": len(parsed),
+        "mentions_per_s_per_core": round(per_s),
         "tenants": tenants,
         "mentions": len(stream),
         "brand_share": brand_share,
         "build_s": round(build_s, 3),
         "rebuild_s": round(rebuild_s, 3),
-        "mentions_per_s": round(len(stream) / elapsed),
         "matches": matches,
-        "python": platform.python_version(),
-        "cpu": _cpu_model(),
     }
+    if brand_heavy_share is not None:
+        heavy = make_mentions(rng, brands, mentions, brand_heavy_share)
+        heavy_per_s, heavy_matches = _throughput(matcher, heavy)
+        result["brand_heavy"] = {
+            "brand_share": brand_heavy_share,
+            "mentions_per_s_per_core": round(heavy_per_s),
+            "matches": heavy_matches,
+        }
+    return result
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+def table_body(result: dict[str, Any]) -> str:
+    rows: list[list[Any]] = [
+        [
+            f"{result['brand_share']:.0%} name a brand",
+            result["queries"],
+            result["mentions"],
+            f"{result['build_s']} s",
+            report.verdict(result["mentions_per_s_per_core"], TARGET_PER_CORE),
+        ]
+    ]
+    heavy = result.get("brand_heavy")
+    if heavy:
+        rows.append(
+            [
+                f"{heavy['brand_share']:.0%} name a brand",
+                result["queries"],
+                result["mentions"],
+                f"{result['build_s']} s",
+                report.fmt(heavy["mentions_per_s_per_core"]),
+            ]
+        )
+    core = result.get("pinned_core")
+    where = "one process pinned to one core" if core is not None else "one process"
+    return (
+        report.table(
+            ["stream", "queries", "mentions", "build", "mentions/s per core (≥ 20,000)"], rows
+        )
+        + f"\n\n{where}; adding a query to the built matcher took {result['rebuild_s']} s."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench matcher", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--queries", type=int, default=10_000)
     parser.add_argument("--mentions", type=int, default=200_000)
     parser.add_argument("--tenants", type=int, default=1_000)
@@ -240,12 +291,24 @@ def main() -> None:
     parser.add_argument(
         "--brand-share", type=float, default=0.3, help="share of mentions that name a brand"
     )
-    args = parser.parse_args()
-    result = run(args.queries, args.mentions, args.tenants, args.seed, args.brand_share)
-    line = json.dumps(result, ensure_ascii=False)
-    print(line)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(line + "\n")
+    parser.add_argument(
+        "--brand-heavy-share",
+        type=float,
+        default=0.8,
+        help="a second stream where this share names a brand (0 to skip)",
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    core = pin_to_one_core()
+    result = run(
+        args.queries,
+        args.mentions,
+        args.tenants,
+        args.seed,
+        args.brand_share,
+        args.brand_heavy_share or None,
+    )
+    result["pinned_core"] = core
+    report.record("matcher", result, table_body(result))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,9 @@
 
 Builds the metrics schema in a throwaway database on the dev Postgres, fills the rollup tables
 with rows equivalent to `--mentions` mentions (generated server-side with generate_series; see
-docs/metrics.md for the equivalence), then times every API and dashboard query shape on random
-brands and 30-day windows. Drops the database at the end.
+docs/metrics.md for the equivalence), then times every analytics API query shape on random brands
+and 30-day windows, and every query of the Grafana brand dashboard on random brands over its
+default range. Drops the database at the end. `python -m bench queries` runs it with the inbox list.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import asyncio
 import json
 import math
 import random
+import re
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -29,23 +32,27 @@ from services.metrics import analytics, repository
 from services.metrics.periods import Period, Unit
 from services.metrics.rollups import ON_TIME_S
 
-MIGRATIONS = Path(__file__).resolve().parents[1] / "services/metrics/migrations"
+REPO = Path(__file__).resolve().parents[1]
+MIGRATIONS = REPO / "services/metrics/migrations"
+DASHBOARD = REPO / "deploy/grafana/dashboards/brand-analytics.json"
 RESULTS = Path(__file__).with_name("results") / "metrics_queries.json"
 TENANTS, BRANDS_PER_TENANT, DAYS = 10, 10, 365
+MIN_DAYS = 31  # a smaller load keeps a 30-day window, with fewer days instead of fewer rows a day
 START = datetime(2025, 11, 1, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def _fill_sql(per_hour: int) -> list[str]:
-    """Rollup rows for every tenant, brand and hour of the year: `per_hour` mentions a brand-hour,
+def _fill_sql(per_hour: int, days: int = DAYS) -> list[str]:
+    """Rollup rows for every tenant, brand and hour of `days` days (a year unless the bench is
+    sized down): `per_hour` mentions a brand-hour,
     split over 3 sentiments, 3 intents, 2 languages, 2 kinds, brand + 2 competitors; the tokens
     of each hour: its authors (per_hour distinct of a 50,000 pool), 4 hashtags of 200, 10 terms
     of 2,000; one response per 10 mentions, one conversation per 4, one post per brand-day on
     each of the brand's 2 channels with its schedule and latest engagement, and each channel's
-    followers every hour."""
+    followers every hour; the inbox's and the publisher's hourly counters of the same."""
     grid = f"""
         FROM generate_series(1, {TENANTS}) t, generate_series(1, {BRANDS_PER_TENANT}) b,
-             generate_series(0, {DAYS * 24 - 1}) h
+             generate_series(0, {days * 24 - 1}) h
     """
     hour = f"'{START.isoformat()}'::timestamptz + h * interval '1 hour'"
     # Deterministic ids, so a post's outcome, schedule and engagement rows meet.
@@ -109,6 +116,16 @@ def _fill_sql(per_hour: int) -> list[str]:
             10000 + h + c * 500, {hour} + interval '50 minutes' {grid}, generate_series(1, 2) c""",
         f"""INSERT INTO hourly SELECT 't' || t, 'b' || b, 'post_replies', 'post', {hour},
             'mastodon', gen_random_uuid()::text, 1 + h % 5 {grid} WHERE h % 6 = 0""",
+        # The inbox's and the publisher's counters of the same traffic (the dashboard's panels
+        # read them): an item per mention, the responses above with their SLA outcomes, and
+        # each channel's outcome of the day's post.
+        f"""INSERT INTO hourly SELECT 't' || t, 'b' || b, 'inbox', d, {hour}, 'mastodon', '',
+            CASE d WHEN 'created' THEN {per_hour} WHEN 'replies' THEN {responses}
+                ELSE greatest(1, {responses} * (CASE d WHEN 'sla_met' THEN 4 ELSE 1 END) / 5) END
+            {grid}, unnest(ARRAY['created', 'replies', 'sla_met', 'sla_breached']) d""",
+        f"""INSERT INTO hourly SELECT 't' || t, 'b' || b, 'posts',
+            CASE WHEN h % 240 = 0 THEN 'failed' ELSE 'published' END, {hour}, {network},
+            {channel}::text, 1 {grid}, generate_series(1, 2) c WHERE h % 24 = 9""",
         """INSERT INTO tokens_daily SELECT tenant_id, brand_id, kind,
             (bucket AT TIME ZONE 'UTC')::date, token, sum(n) FROM tokens GROUP BY 1, 2, 3, 4, 5""",
         # Steady state: autovacuum keeps the visibility map of settled rollup pages current,
@@ -116,6 +133,55 @@ def _fill_sql(per_hour: int) -> list[str]:
         "VACUUM ANALYZE",
     ]
     return statements
+
+
+def _dashboard_range() -> timedelta:
+    """The dashboard's default time range (`now-7d` to `now`)."""
+    default = json.loads(DASHBOARD.read_text())["time"]
+    found = re.fullmatch(r"now-(\d+)([hd])", default["from"])
+    if found is None or default["to"] != "now":
+        raise ValueError(f"dashboard time range {default} is not `now-N[hd]` to `now`")
+    return timedelta(**{"hours" if found[2] == "h" else "days": int(found[1])})
+
+
+_INTERVALS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+
+
+def grafana_sql(sql: str, variables: dict[str, str], start: datetime, end: datetime) -> str:
+    """What Grafana's Postgres data source sends: macros expanded, variables interpolated."""
+
+    def time_filter(m: re.Match[str]) -> str:
+        return (
+            f"{m.group(1)} BETWEEN '{start.isoformat()}'::timestamptz"
+            f" AND '{end.isoformat()}'::timestamptz"
+        )
+
+    def group_alias(m: re.Match[str]) -> str:
+        seconds = _INTERVALS[m.group(2)]
+        return (
+            f"to_timestamp(floor(extract(epoch from {m.group(1)}) / {seconds}) * {seconds})"
+            ' AS "time"'
+        )
+
+    sql = re.sub(r"\$__timeFilter\(([\w.]+)\)", time_filter, sql)
+    sql = re.sub(r"\$__timeGroupAlias\(([\w.]+),\s*'(\w+)'\)", group_alias, sql)
+    sql = sql.replace("$__timeFrom()", f"'{start.isoformat()}'::timestamptz")
+    sql = sql.replace("$__timeTo()", f"'{end.isoformat()}'::timestamptz")
+    for name, value in variables.items():
+        sql = sql.replace(f"${name}", value.replace("'", "''"))
+    if "$" in sql:
+        raise ValueError(f"unexpanded macro or variable in: {sql}")
+    return sql
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """(name, SQL) of every variable and panel query of the brand dashboard."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    return [(f"variable {v['name']}", v["query"]) for v in dashboard["templating"]["list"]] + [
+        (panel["title"], target["rawSql"])
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+    ]
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -142,16 +208,35 @@ async def _measure(
     }
 
 
+async def database_exists(name: str) -> bool:
+    admin = await asyncpg.connect(state.admin_dsn())
+    try:
+        return bool(await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name))
+    finally:
+        await admin.close()
+
+
 async def run(
-    mentions: int, runs: int, *, keep: bool = False, reuse: str | None = None
+    mentions: int,
+    runs: int,
+    *,
+    keep: bool = False,
+    reuse: str | None = None,
+    database: str | None = None,
 ) -> dict[str, Any]:
-    """`reuse`: measure a database an earlier `--keep` run loaded (same `--mentions`) instead of
-    loading a new one; a migration added since must have been applied to it by hand."""
-    per_hour = max(1, math.ceil(mentions / (TENANTS * BRANDS_PER_TENANT * DAYS * 24)))
-    database = reuse or f"smm_bench_metrics_{uuid.uuid4().hex[:8]}"
+    """`reuse`: measure a database an earlier `--keep` run loaded instead of loading a new one
+    (the figures say how many mentions it holds); a migration added since must have been applied
+    to it by hand. `database`: the name to load into (default: a new random one)."""
+    brand_hours = TENANTS * BRANDS_PER_TENANT * 24
+    days = min(DAYS, max(MIN_DAYS, math.ceil(mentions / brand_hours)))
+    per_hour = max(1, math.ceil(mentions / (brand_hours * days)))
+    database = reuse or database or f"smm_bench_metrics_{uuid.uuid4().hex[:8]}"
+    if not database.startswith("smm_bench_"):
+        raise SystemExit("the bench only creates and drops databases named smm_bench_*")
     keep = keep or reuse is not None
     admin = await asyncpg.connect(state.admin_dsn())
     if reuse is None:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{database}"')
     try:
         conn = await asyncpg.connect(state.admin_dsn(database))
@@ -162,10 +247,18 @@ async def run(
                 for migration in sorted(MIGRATIONS.glob("*.sql")):
                     await conn.execute(migration.read_text())
                 started = time.perf_counter()
-                for statement in _fill_sql(per_hour):
+                for statement in _fill_sql(per_hour, days):
                     await conn.execute(statement)
                 load_s = time.perf_counter() - started
             await conn.execute("SET search_path = metrics")
+            if reuse is not None:
+                # What the kept database holds, whatever this run asked for.
+                found = await conn.fetchrow(
+                    "SELECT max(n) AS n, count(*) AS hours FROM hourly WHERE tenant_id = 't1'"
+                    " AND brand_id = 'b1' AND metric = 'mentions' AND dimension = 'all'"
+                )
+                assert found is not None
+                per_hour, days = int(found["n"]), int(found["hours"]) // 24
             sizes = {
                 t: int(await conn.fetchval(f"SELECT count(*) FROM {t}"))
                 for t in (
@@ -183,7 +276,7 @@ async def run(
             def window() -> tuple[str, str, datetime, datetime]:
                 tenant = f"t{rng.randint(1, TENANTS)}"
                 brand = f"b{rng.randint(1, BRANDS_PER_TENANT)}"
-                start = START + timedelta(days=rng.randint(0, DAYS - 30))
+                start = START + timedelta(days=rng.randint(0, days - 30))
                 return tenant, brand, start, start + timedelta(days=30)
 
             async def series(dimension: str, unit: str) -> Any:
@@ -271,6 +364,23 @@ async def run(
                 ("posts scheduled (per channel or post)", scheduled),
             ]
             results = [await _measure(name, runs, q) for name, q in shapes]
+
+            span = _dashboard_range()
+
+            def panel(sql: str) -> Callable[[], Awaitable[Any]]:
+                async def query() -> Any:
+                    t, b, s, _ = window()
+                    return await conn.fetch(
+                        grafana_sql(sql, {"tenant": t, "brand": b}, s, s + span)
+                    )
+
+                return query
+
+            # The dashboard names its schema, as Grafana's data source has no search_path.
+            await conn.execute("RESET search_path")
+            dashboard = [
+                await _measure(name, runs, panel(sql)) for name, sql in dashboard_queries()
+            ]
         finally:
             await conn.close()
     finally:
@@ -278,31 +388,33 @@ async def run(
             await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         await admin.close()
     return {
-        "mentions": per_hour * TENANTS * BRANDS_PER_TENANT * DAYS * 24,
+        "mentions": per_hour * brand_hours * days,
         "tenants": TENANTS,
         "brands": TENANTS * BRANDS_PER_TENANT,
-        "days": DAYS,
+        "days": days,
         "mentions_per_brand_hour": per_hour,
         "rows": sizes,
         "load_s": round(load_s, 1),
         "window_days": 30,
         "results": results,
-        "max_p99_ms": max(float(r["p99_ms"]) for r in results),
+        "dashboard_range_days": span / timedelta(days=1),
+        "dashboard": dashboard,
+        "max_p99_ms": max(float(r["p99_ms"]) for r in results + dashboard),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mentions", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--keep", action="store_true", help="keep the database (to EXPLAIN)")
     parser.add_argument("--reuse", help="measure this kept database instead of loading one")
-    args = parser.parse_args()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     report = asyncio.run(run(args.mentions, args.runs, keep=args.keep, reuse=args.reuse))
     args.results.write_text(json.dumps(report, indent=2) + "\n")
-    for r in report["results"]:
+    for r in report["results"] + report["dashboard"]:
         print(
             f"{r['query']:<46} p50 {r['p50_ms']:>7} ms  p95 {r['p95_ms']:>7}  p99 {r['p99_ms']:>7}"
         )
