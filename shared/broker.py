@@ -1,9 +1,11 @@
-"""The Kafka broker factory: one FastStream broker per process, idempotent producer, acks=all."""
+"""The Kafka clients of a process: one FastStream broker (consumers, dead letters) and the outbox
+relay's producer, both idempotent with acks=all."""
 
 from __future__ import annotations
 
 import logging
 
+from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 
@@ -31,4 +33,18 @@ def create_broker(platform: PlatformSettings, service: str, metrics: ServiceMetr
         ],
         logger=logging.getLogger(f"opensmm.{service}.kafka"),
         graceful_timeout=15.0,
+    )
+
+
+def create_producer(platform: PlatformSettings, service: str) -> AIOKafkaProducer:
+    """The outbox relay's producer: plain aiokafka, because the relay sends thousands of events a
+    second and FastStream's per-message publish path (middlewares, per-call command objects)
+    cost a fifth of a busy service's CPU. Same guarantees as the broker's producer."""
+    return AIOKafkaProducer(
+        bootstrap_servers=platform.kafka_bootstrap_servers,
+        client_id=f"opensmm-{service}-outbox",
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
     )

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from faststream.kafka import KafkaBroker
+from aiokafka import AIOKafkaProducer
 
 from shared.db import Connection
 from shared.metrics import ServiceMetrics
@@ -58,7 +58,7 @@ class OutboxRelay:
         *,
         pool: asyncpg.Pool,
         dsn: str,
-        broker: KafkaBroker,
+        producer: AIOKafkaProducer,
         schema: str,
         metrics: ServiceMetrics,
         topic_prefix: str = "",
@@ -67,7 +67,7 @@ class OutboxRelay:
     ) -> None:
         self._pool = pool
         self._dsn = dsn
-        self._broker = broker
+        self._producer = producer
         self._schema = schema
         self._metrics = metrics
         self._prefix = topic_prefix
@@ -96,21 +96,19 @@ class OutboxRelay:
             if not rows:
                 self._metrics.outbox_backlog.set(0)
                 return 0
-            pending = []
-            for row in rows:
-                pending.append(
-                    await self._broker.publish(
-                        row["body"].encode(),
-                        self._prefix + row["topic"],
-                        key=row["key"].encode(),
-                        headers={
-                            "content-type": "application/json",
-                            "smm-event-type": row["type"] or "",
-                            "smm-event-id": row["event_id"] or "",
-                        },
-                        no_confirm=True,
-                    )
+            pending = [
+                await self._producer.send(
+                    self._prefix + row["topic"],
+                    row["body"].encode(),
+                    key=row["key"].encode(),
+                    headers=[
+                        ("content-type", b"application/json"),
+                        ("smm-event-type", (row["type"] or "").encode()),
+                        ("smm-event-id", (row["event_id"] or "").encode()),
+                    ],
                 )
+                for row in rows
+            ]
             await asyncio.gather(*pending)
             await conn.execute(
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]

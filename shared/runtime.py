@@ -20,11 +20,12 @@ from fastapi import APIRouter, FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from faststream.message import StreamMessage
 from pydantic import BaseModel
 
 from shared import db
 from shared.auth import Principal
-from shared.broker import create_broker
+from shared.broker import create_broker, create_producer
 from shared.consumer import Effect, IdempotentBatchConsumer
 from shared.http import (
     ERROR_RESPONSES,
@@ -115,8 +116,15 @@ class Runtime:
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_undecoded,
         )(on_batch)
         return consumer
+
+
+async def _undecoded(message: StreamMessage[Any]) -> Any:
+    """The batch consumer decodes and validates records itself: FastStream's own JSON decode of
+    every record would be thrown away."""
+    return message.body
 
 
 Wire = Callable[[Runtime], APIRouter]
@@ -180,10 +188,12 @@ def create_app(runtime: Runtime, wire: Wire, migrations: Path) -> FastAPI:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         await _retry("kafka", runtime.broker.start)
+        producer = create_producer(runtime.platform, runtime.service)
+        await _retry("kafka", producer.start)
         relay = OutboxRelay(
             pool=runtime.pool,
             dsn=runtime.dsn,
-            broker=runtime.broker,
+            producer=producer,
             schema=runtime.service,
             metrics=runtime.metrics,
             topic_prefix=runtime.platform.topic_prefix,
@@ -203,6 +213,7 @@ def create_app(runtime: Runtime, wire: Wire, migrations: Path) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(BaseException):
                     await task
+            await producer.stop()
             await runtime.broker.stop()
             await runtime.pool.close()
 
