@@ -157,12 +157,14 @@ async def test_replay_after_the_fix_applies_each_event_once_and_a_second_replay_
     second = await dead_letter_as_consumers_wrote_it(stack, tenant, "dlq-second")
     reader = token(stack.auth_secret, tenant, "agent")
 
-    dry = json.loads(
-        await asyncio.to_thread(
-            smm, stack, "replay", "--event-id", first["event_id"], "--dry-run", "--json"
-        )
+    dry = await dlq.replay(
+        stack.bootstrap,
+        stack.topic_prefix,
+        [stack.topic(MENTIONS.dlq)],
+        event_ids={first["event_id"]},
+        dry_run=True,
     )
-    assert dry["event_ids"] == [first["event_id"]]
+    assert [x.event_id for x in dry.send] == [first["event_id"]]
     before = await source_end_offsets(stack)
     # Only the chosen event goes back, once for both consumer groups' copies.
     out = json.loads(
@@ -195,10 +197,14 @@ async def test_replay_after_the_fix_applies_each_event_once_and_a_second_replay_
         lambda: _has(items, 2), what="the second replayed mention in the inbox"
     )
     assert sorted(i["external_id"] for i in found) == ["dlq-first", "dlq-second"]
-    pending = json.loads(
-        await asyncio.to_thread(smm, stack, "replay", "--all", "--dry-run", "--json")
+    pending = await dlq.replay(
+        stack.bootstrap,
+        stack.topic_prefix,
+        [stack.topic(MENTIONS.dlq)],
+        event_ids=None,
+        dry_run=True,
     )
-    assert not {first["event_id"], second["event_id"]} & set(pending["event_ids"])
+    assert not {first["event_id"], second["event_id"]} & {x.event_id for x in pending.send}
 
 
 async def _has(items: Any, count: int) -> list[dict[str, Any]]:
