@@ -261,8 +261,8 @@ async def run(stack: ChaosStack, mentions: int) -> dict[str, Any]:
             {x.event_id for x in letters if _external_id(x) in all_pills and x.event_id}
         )
         replay_args = [arg for eid in pill_event_ids for arg in ("--event-id", eid)]
-        first = await asyncio.to_thread(smm_dlq, stack, "replay", *replay_args)
         replayed_at = time.monotonic()
+        first = await asyncio.to_thread(smm_dlq, stack, "replay", *replay_args)
         await wait_until(
             functools.partial(_inbox_has, db, tenant, sorted(all_pills)),
             timeout_s=120,
@@ -295,7 +295,7 @@ async def run(stack: ChaosStack, mentions: int) -> dict[str, Any]:
     finally:
         await db.close()
     return {
-        "injected": len(sent),
+        "injected": len(sent) + len(pill_ids),
         "expected": len(expected_ids),
         "delivered": rows,
         "lost": len(expected_ids) - stored,
@@ -304,6 +304,7 @@ async def run(stack: ChaosStack, mentions: int) -> dict[str, Any]:
         "metrics_exact": counted == len(expected_ids),
         "poison_by_kind": {
             kind: sum(1 for k, _, _ in sent.values() if k == kind)
+            + (len(pill_ids) if kind == "handler" else 0)
             for kind in ("decode", "schema", "version", "handler")
         },
         "webhook_pills": len(pill_ids),
@@ -311,7 +312,7 @@ async def run(stack: ChaosStack, mentions: int) -> dict[str, Any]:
         "dead_letters_checked": checks,
         "replay_first": first,
         "replay_second": second,
-        "replay_applied_s": round(replay_s, 1),
+        "replay_applied_s": round(replay_s, 1),  # from starting `smm dlq replay`
         "note": (
             "The handler error is a trigger on inbox.items raising for texts with "
             f"'{PILL}' (a stand-in for a bug in the inbox's handler); dropping it is the fix. "
