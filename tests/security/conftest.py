@@ -14,5 +14,8 @@ from tests.support import ServiceProcess
 
 @pytest.fixture(scope="session")
 async def world(services: dict[str, ServiceProcess], stack: SessionStack) -> AsyncIterator[World]:
-    async with httpx.AsyncClient(timeout=30.0) as http:
+    # No keep-alive: uvicorn closes idle connections after 5 s, and a request racing that close
+    # fails with ReadError (the report takes seconds, leaving other pooled connections idle).
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
         yield await build_world(http, services, stack.auth_secret)

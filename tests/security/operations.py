@@ -144,6 +144,22 @@ async def _brand_settings_delete(w: World, role: str) -> Call:
     return Call(f"/brands/{brand}/settings")
 
 
+async def _slots(w: World, role: str) -> Call:
+    # A channel per call: concurrent PUTs of one channel's slots race into a 500 (reported).
+    channel = await w.ok(
+        "publisher",
+        "POST",
+        "/channels",
+        body={
+            "brand_id": w.brand,
+            "network": "mastodon",
+            "name": "slots",
+            "config": {"api_base": "http://127.0.0.1:9"},
+        },
+    )
+    return Call(f"/channels/{channel['id']}/slots", {"slots": [{"weekday": 1, "time": "10:00"}]})
+
+
 async def _create_post(w: World, role: str) -> Call:
     return Call(
         "/posts",
@@ -277,7 +293,7 @@ OPERATIONS: tuple[Op, ...] = (
         "PUT",
         "/channels/{channel_id}/slots",
         WRITERS,
-        fixed("/channels/{channel}/slots", {"slots": [{"weekday": 1, "time": "10:00"}]}),
+        _slots,
     ),
     Op(
         "publisher",
