@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -168,6 +169,8 @@ def table_body(result: dict[str, Any]) -> str:
         + (f"loaded in {metrics['load_s']} s" if metrics["load_s"] else "a kept database")
         + f"; {metrics['runs']} runs a query, API on {metrics['window_days']}-day windows,"
         f" the dashboard on its default {report.fmt(metrics['dashboard_range_days'])}-day range."
+        f" The run took {result['elapsed_s']} s; load average {result['load_average_1m']} (1 min,"
+        " before and after; the machine is shared, so the tails are noisy)."
     )
     view_table = report.table(
         ["inbox view", "page", "p50 ms", "p95 ms", "p99 ms", "max ms"],
@@ -215,7 +218,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     args = _parser().parse_args(argv)
-    started = time.monotonic()
+    started, load = time.monotonic(), os.getloadavg()[0]
     result = asyncio.run(_run(args))
     result["elapsed_s"] = round(time.monotonic() - started)
+    result["load_average_1m"] = [round(load, 2), round(os.getloadavg()[0], 2)]
     report.record("queries", result, table_body(result))
