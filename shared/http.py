@@ -6,6 +6,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -121,6 +122,20 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_ERROR_CODES.get(exc.status_code, "http_error")
         body = {"error": code, "message": str(exc.detail)}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    # Valid JSON can carry text Postgres cannot store (NUL, lone surrogates such as "\ud800");
+    # that is the client's input, whatever route it reached, and the statement changed nothing.
+    @app.exception_handler(asyncpg.CharacterNotInRepertoireError)
+    @app.exception_handler(asyncpg.UntranslatableCharacterError)
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unstorable_text(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {
+                "error": "invalid_text",
+                "message": "text must be valid Unicode without NUL characters or lone surrogates",
+            },
+            status_code=422,
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, Validat
 
 from services.ingest import repository, secrets
 from services.ingest.connectors.base import (
+    BadConfig,
     PullConnector,
     SignatureInvalid,
     WebhookConnector,
@@ -25,7 +26,7 @@ from services.ingest.webhook_guard import RateLimiter, check_fresh
 from shared.auth import Principal
 from shared.crypto import SecretBox
 from shared.events import BrandId
-from shared.http import ApiError, require_role, unprocessable, validated_config
+from shared.http import ApiError, ErrorBody, require_role, unprocessable, validated_config
 from shared.pagination import BadCursor, decode_cursor, encode_cursor
 from shared.runtime import Runtime
 from shared.settings import IngestSettings
@@ -802,6 +803,9 @@ def build_api(
             )
         except SignatureInvalid as exc:
             raise ApiError(401, "bad_signature", str(exc)) from exc
+        except BadConfig as exc:
+            # E.g. a VK confirmation for a source set up without its confirmation code.
+            raise ApiError(409, "source_misconfigured", str(exc)) from exc
         try:
             result = connector.parse(delivery, config)
         except ValidationError as exc:
@@ -832,6 +836,9 @@ def build_api(
             result.reply.body, result.reply.status, media_type=result.reply.content_type
         )
 
+    throttled: dict[int | str, dict[str, Any]] = {
+        429: {"model": ErrorBody, "description": "Too many deliveries; see Retry-After."}
+    }
     body_schema = {
         "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}
     }
@@ -842,7 +849,7 @@ def build_api(
         tags=["webhooks"],
         summary="Deliver items to a webhook source (signed per its network's rules)",
         openapi_extra=body_schema,
-        responses={202: {"model": WebhookAccepted}},
+        responses={202: {"model": WebhookAccepted}, **throttled},
     )
     router.add_api_route(
         "/webhooks/{network}/{source_id}",
@@ -850,6 +857,10 @@ def build_api(
         methods=["GET"],
         tags=["webhooks"],
         summary="A network's verification handshake (Meta's hub.challenge)",
+        responses={
+            405: {"model": ErrorBody, "description": "Not a handshake: deliveries are POSTed."},
+            **throttled,
+        },
     )
 
     # mentions
