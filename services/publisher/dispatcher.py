@@ -79,6 +79,7 @@ class Dispatcher:
         limiter: AccountLimiter | None = None,
         client: httpx.AsyncClient | None = None,
         metrics: ServiceMetrics | None = None,
+        engagement_first_check_s: float = 0.0,
     ) -> None:
         self._pool = pool_provider
         self._metrics = metrics or for_process("publisher")
@@ -90,6 +91,7 @@ class Dispatcher:
         self._client = client
         self._timeout_s = network_timeout_s
         self._limiter = limiter or AccountLimiter()
+        self._first_check_s = engagement_first_check_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     async def run(self) -> None:
@@ -307,7 +309,11 @@ class Dispatcher:
                 if delivery["kind"] == "post" and status == "published":
                     # From now on the engagement job measures what the post achieves.
                     await repository.track_engagement(
-                        conn, delivery["id"], delivery["tenant_id"], delivery["channel_id"]
+                        conn,
+                        delivery["id"],
+                        delivery["tenant_id"],
+                        delivery["channel_id"],
+                        first_check_in_s=self._first_check_s,
                     )
                 if delivery["post_id"] is not None:
                     rolled = await repository.roll_up_post(conn, delivery["post_id"])
