@@ -95,6 +95,26 @@ async def _pull_source(
     return source_id
 
 
+async def _metrics_mentions(db: asyncpg.Connection, tenant: str, want: int) -> int:
+    """The mentions the metrics service counted for the tenant, once it has counted `want`."""
+
+    async def counted() -> int:
+        n = int(
+            await db.fetchval(
+                "SELECT coalesce(sum(n), 0) FROM metrics.hourly WHERE tenant_id = $1"
+                " AND metric = 'mentions' AND dimension = 'all'",
+                tenant,
+            )
+            or 0
+        )
+        return n if n >= want else 0
+
+    try:
+        return await wait_until(counted, timeout_s=120, interval_s=1, what="metrics")
+    except AssertionError:
+        return int(await counted())
+
+
 async def _inbox_count(db: asyncpg.Connection, tenant: str, want: int) -> int:
     found = int(
         await db.fetchval("SELECT count(*) FROM inbox.items WHERE tenant_id = $1", tenant) or 0
@@ -194,6 +214,7 @@ async def run(stack: ChaosStack, mentions: int) -> dict[str, Any]:
             "SELECT count(*) FROM publisher.deliveries WHERE tenant_id = $1 AND status = 'failed'",
             tenant,
         )
+        counted = await _metrics_mentions(db, tenant, len(mention_texts))
         attempts = await db.fetch(
             "SELECT a.outcome, count(*) AS n FROM publisher.attempts a"
             " JOIN publisher.deliveries d ON d.id = a.delivery_id"
@@ -219,6 +240,7 @@ async def run(stack: ChaosStack, mentions: int) -> dict[str, Any]:
         "lost": lost,
         "duplicated": duplicated,
         "recovered_s": max(p["seconds"] for p in phases.values()),
+        "metrics_exact": counted == len(mention_texts),
         "mentions": len(mention_texts),
         "posts": len(post_texts),
         "posts_failed": failed,
