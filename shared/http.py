@@ -46,6 +46,26 @@ def validation_details(exc: ValidationError | RequestValidationError) -> list[di
     ]
 
 
+def _json_syntax(detail: dict[str, Any], exc: RequestValidationError) -> dict[str, Any]:
+    """A body that is not JSON: where it breaks (0-based character, 1-based line and column)
+    instead of a bare offset in `field`."""
+    if detail["type"] != "json_invalid" or not detail["field"].isdigit():
+        return detail
+    position = int(detail["field"])
+    doc = exc.body if isinstance(exc.body, str) else ""
+    line = doc.count("\n", 0, position) + 1
+    column = position - (doc.rfind("\n", 0, position) + 1) + 1
+    reason = next((e.get("ctx", {}).get("error") for e in exc.errors()), None) or "invalid JSON"
+    return {
+        "field": "body",
+        "message": f"{reason} at line {line} column {column} (char {position})",
+        "type": "json_invalid",
+        "position": position,
+        "line": line,
+        "column": column,
+    }
+
+
 def unprocessable(exc: ValidationError) -> ApiError:
     details = validation_details(exc)
     fields = ", ".join(d["field"] for d in details[:5])
@@ -139,7 +159,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = validation_details(exc)
+        details = [_json_syntax(d, exc) for d in validation_details(exc)]
         fields = ", ".join(d["field"] for d in details[:5])
         return JSONResponse(
             {
