@@ -77,33 +77,37 @@ async def thread_roots(
 
 
 async def insert_items(conn: Connection, items: Sequence[dict[str, Any]]) -> set[uuid.UUID]:
-    """Store new items with their triage and rule results; returns the ids actually stored (an
-    item already stored is left as it is). Conversation fields are copied by `sync_items`."""
+    """Store new items with their triage and rule results and their conversation's status,
+    assignment and SLA as they stand (so a new row is not rewritten by `sync_items` at once);
+    returns the ids actually stored (an item already stored is left as it is)."""
     rows = await conn.fetch(
         """
         INSERT INTO items (id, tenant_id, brand_id, source_id, network, external_id, kind, text,
                            url, language, author_id, author_handle, author_display_name,
                            author_followers, thread_root_id, parent_external_id, created_at,
                            event_id, sentiment, sentiment_score, intent, spam, priority, level,
-                           signals, conversation_id, tags, rule_ids)
+                           signals, conversation_id, tags, rule_ids, status, assignee_id, team_id,
+                           due_at, sla_state)
         SELECT u.id, u.tenant_id, u.brand_id, u.source_id, u.network, u.external_id, u.kind,
                u.text, u.url, u.language, u.author_id, u.author_handle, u.author_display_name,
                u.author_followers, u.thread_root_id, u.parent_external_id, u.created_at,
                u.event_id, u.sentiment, u.sentiment_score, u.intent, u.spam, u.priority,
                u.level, u.signals::jsonb, u.conversation_id,
                ARRAY(SELECT jsonb_array_elements_text(u.tags::jsonb)),
-               ARRAY(SELECT jsonb_array_elements_text(u.rule_ids::jsonb))
+               ARRAY(SELECT jsonb_array_elements_text(u.rule_ids::jsonb)),
+               u.status, u.assignee_id, u.team_id, u.due_at, u.sla_state
         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[],
                     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
                     $11::text[], $12::text[], $13::text[], $14::integer[], $15::text[],
                     $16::text[], $17::timestamptz[], $18::uuid[], $19::text[], $20::real[],
                     $21::text[], $22::boolean[], $23::smallint[], $24::text[], $25::text[],
-                    $26::uuid[], $27::text[], $28::text[])
+                    $26::uuid[], $27::text[], $28::text[], $29::text[], $30::text[],
+                    $31::text[], $32::timestamptz[], $33::text[])
              AS u(id, tenant_id, brand_id, source_id, network, external_id, kind, text, url,
                   language, author_id, author_handle, author_display_name, author_followers,
                   thread_root_id, parent_external_id, created_at, event_id, sentiment,
                   sentiment_score, intent, spam, priority, level, signals, conversation_id,
-                  tags, rule_ids)
+                  tags, rule_ids, status, assignee_id, team_id, due_at, sla_state)
         ON CONFLICT DO NOTHING
         RETURNING id
         """,
@@ -140,6 +144,10 @@ async def insert_items(conn: Connection, items: Sequence[dict[str, Any]]) -> set
         [i["conversation_id"] for i in items],
         [json.dumps(i["tags"]) for i in items],
         [json.dumps(i["rule_ids"]) for i in items],
+        *(
+            [i[column] for i in items]
+            for column in ("status", "assignee_id", "team_id", "due_at", "sla_state")
+        ),
     )
     return {r["id"] for r in rows}
 

@@ -529,6 +529,15 @@ async def _receive_for_tenant(
         conv, item = convs[a.conv_key], a.item
         item["conversation_id"] = conv.id
         _land(conv, a, teams, settings[conv.brand_id], now, out)
+    for a in arrivals:  # each conversation as it stands after the whole batch landed
+        conv = convs[a.conv_key]
+        a.item.update(
+            status=conv.status,
+            assignee_id=conv.assignee_id,
+            team_id=conv.team_id,
+            due_at=conv.due_at,
+            sla_state=conv.sla_state,
+        )
     inserted = await repository.insert_items(conn, [a.item for a in arrivals])
     stored = [a for a in arrivals if a.item["id"] in inserted]
     await repository.save_conversations(conn, list(convs.values()))

@@ -127,6 +127,9 @@ async def update_channel(
 async def set_slots(
     conn: Connection, channel_id: uuid.UUID, slots: Sequence[tuple[int, time]]
 ) -> None:
+    """Replace the channel's slots. Two saves of one channel at once take turns on the channel
+    row (otherwise both delete, both insert, and the second fails on the primary key)."""
+    await conn.execute("SELECT 1 FROM channels WHERE id = $1 FOR UPDATE", channel_id)
     await conn.execute("DELETE FROM channel_slots WHERE channel_id = $1", channel_id)
     await conn.executemany(
         "INSERT INTO channel_slots (channel_id, weekday, local_time) VALUES ($1, $2, $3)",
