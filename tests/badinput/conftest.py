@@ -4,7 +4,6 @@ that exist, plus helpers the bad-input tests share."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +30,18 @@ async def _ok(response: httpx.Response) -> Any:
 
 
 @pytest.fixture(scope="session")
-async def world(services: dict[str, ServiceProcess], stack: SessionStack) -> AsyncIterator[World]:
+async def world(services: dict[str, ServiceProcess], stack: SessionStack) -> World:
+    """Resources the targeted tests name; they leave them as they found them."""
+    return await build_world(services, stack)
+
+
+@pytest.fixture(scope="session")
+async def fuzz_world(services: dict[str, ServiceProcess], stack: SessionStack) -> World:
+    """Resources for schemathesis alone: its generated calls edit, cancel and delete them."""
+    return await build_world(services, stack)
+
+
+async def build_world(services: dict[str, ServiceProcess], stack: SessionStack) -> World:
     tenant = "bad-" + uuid.uuid4().hex[:10]
     admin = token(stack.auth_secret, tenant, "admin", subject="ann")
     ingest, publisher, inbox = (
@@ -103,7 +113,7 @@ async def world(services: dict[str, ServiceProcess], stack: SessionStack) -> Asy
             return await all_items(http, services["inbox"].url, admin)
 
         items = await wait_until(arrived, what="the world's mentions in the inbox")
-        yield World(
+        return World(
             tenant,
             admin,
             source,

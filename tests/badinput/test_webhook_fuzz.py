@@ -342,3 +342,24 @@ async def test_forged_deliveries_are_4xx_and_store_nothing(
             wrong.append(f"{response.status_code} {response.text[:120]} for {raw[:120]!r}")
     assert not wrong, "\n".join(wrong)
     assert await _stored(admin_db, tenant, source["id"]) == 0
+
+
+async def test_handshake_the_source_cannot_answer_is_409_not_500(
+    services: dict[str, ServiceProcess], http: httpx.AsyncClient, stack: SessionStack
+) -> None:
+    """A VK confirmation for a source set up without its confirmation code (the fuzzing found
+    this was a 500)."""
+    admin = token(stack.auth_secret, "wh-" + uuid.uuid4().hex[:10], "admin")
+    ingest = services["ingest"].url + "/api/v1"
+    brand = await http.post(f"{ingest}/brands", json={"id": "b", "name": "B"}, headers=admin)
+    assert brand.status_code == 201, brand.text
+    created = await http.post(
+        f"{ingest}/sources",
+        json={"brand_id": "b", "kind": "webhook", "network": "vk", "secrets": {"secret": "s"}},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    url = services["ingest"].url + created.json()["webhook_path"]
+    response = await http.post(url, json=VK["events"]["confirmation"])
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "source_misconfigured"
