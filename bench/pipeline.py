@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import naive
 from bench.report import record, table, verdict
-from bench.stack import BenchSlice, RssSampler, bench_slice, pids
+from bench.stack import BenchSlice, RssSampler, bench_slice, cpu_seconds, cpu_used, pids
 from devstack.sandbox.network import Network
 from devstack.sandbox.traffic import TrafficGenerator, TrafficProfile, hashtag_of
 from services.ingest.connectors.generic import sign
@@ -454,8 +455,9 @@ async def run_ceiling(stack: BenchSlice, messages: Sequence[tuple[bytes, bytes]]
 
 
 def start_profilers(stack: BenchSlice, folder: Path | None) -> list[subprocess.Popen[bytes]]:
-    """py-spy on every service for the throughput phase (collapsed stacks in `folder`)."""
-    if folder is None:
+    """py-spy on every service for the throughput phase (collapsed stacks in `folder`); none
+    where py-spy is missing."""
+    if folder is None or shutil.which("py-spy") is None:
         return []
     folder.mkdir(parents=True, exist_ok=True)
     return [
@@ -516,16 +518,34 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"generated mentions in {time.monotonic() - t:.1f} s", flush=True)
     result: dict[str, Any] = {"mentions": args.mentions, "brands": args.brands}
 
-    async with bench_slice("pipeline") as stack:
+    async with bench_slice("pipeline", keep=args.keep) as stack:
         env: dict[str, str] = {}
         for name in SERVICE_NAMES:
             await stack.start(name, name, env)
         async with httpx.AsyncClient(timeout=30) as http:
             ready = await setup_brands(http, stack, brands)
         with RssSampler(pids(stack.services)) as rss:
-            profilers = start_profilers(stack, args.profile)
+            profile_dir = None if args.no_profile else args.profile or stack.logs / "profile"
+            profilers = start_profilers(stack, profile_dir)
+            cpu_before = cpu_seconds(stack.database, pids(stack.services))
             phase = await run_platform(stack, ready, interleave(per_brand, BATCH), args.concurrency)
+            used = cpu_used(cpu_before, cpu_seconds(stack.database, pids(stack.services)))
             stop_profilers(profilers)
+            result["cpu_ms_per_1000_mentions"] = {
+                k: round(v * 1000 / (args.mentions / 1000), 1) for k, v in used.items()
+            }
+            # What the machine could do if the pipeline were only ever short of CPU.
+            total_ms = sum(result["cpu_ms_per_1000_mentions"].values()) - result[
+                "cpu_ms_per_1000_mentions"
+            ].get("publisher", 0.0)
+            result["cpu_bound_per_s"] = round((os.cpu_count() or 1) * 1000 / total_ms * 1000)
+            if profile_dir is not None:
+                result["profile_top"] = {
+                    name: top_entries(profile_dir / f"{name}.txt", 8)
+                    for name in ("ingest", "inbox", "metrics")
+                    if (profile_dir / f"{name}.txt").is_file()
+                }
+            print(f"cpu ms per 1000 mentions: {result['cpu_ms_per_1000_mentions']}", flush=True)
             result["phases_s"] = {k: round(v, 2) for k, v in phase.items()}
             result["mentions_per_s"] = round(args.mentions / phase["counted_s"])
             print(f"platform: {result['mentions_per_s']}/s {phase}", flush=True)
@@ -540,6 +560,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"latency p50 {result['latency_p50_ms']} p99 {result['latency_p99_ms']}", flush=True)
         stack.stop_all()
 
+        if args.skip_baselines:
+            return result
         naive_per_s = await run_naive(stack, brands, flat(naive_src, brands))
         print(f"naive: {naive_per_s:.0f}/s", flush=True)
         ceiling_per_s = await run_ceiling(stack, flat(per_brand, brands))
@@ -568,12 +590,29 @@ def doc_body(r: dict[str, Any]) -> str:
         for name, mb in r["rss_mb_max"].items()
     ]
     phases = r["phases_s"]
+    cpu = r.get("cpu_ms_per_1000_mentions", {})
+    cpu_rows = [[name, ms] for name, ms in cpu.items()]
+    profile = ""
+    for name, entries in r.get("profile_top", {}).items():
+        profile += f"\n\n`{name}` — top functions by own time (own %, with callees %):\n\n"
+        profile += table(
+            ["function", "own %", "with callees %"],
+            [[f"`{f}`", own, tot] for f, own, tot in entries],
+        )
+    extra = (
+        "\n\nCPU used per 1,000 mentions during the throughput phase (the services' processes, "
+        "this database's Postgres backends, the broker), whatever else shares the machine; "
+        f"at that cost {r.get('cpu_bound_per_s', 0):,} mentions/s would fill every core:\n\n"
+        + table(["component", "CPU ms per 1,000 mentions"], cpu_rows)
+        + profile
+    )
     return (
         f"{r['mentions']:,} mentions of {r['brands']} brands (one per tenant) pushed through the "
         f"generic webhook in signed batches of {BATCH:,}: all accepted after "
         f"{phases['accepted_s']} s, triaged after {phases['triaged_s']} s, counted after "
         f"{phases['counted_s']} s. The naive chain ran {r['naive_mentions']:,} mentions.\n\n"
         + table(["figure", "measured", "target"], rows)
+        + extra
     )
 
 
@@ -586,9 +625,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-rate", type=int, default=2_000)
     parser.add_argument("--latency-seconds", type=float, default=30)
     parser.add_argument("--seed", type=int, default=8)
-    parser.add_argument("--profile", type=Path, help="py-spy every service into this folder")
+    parser.add_argument(
+        "--profile", type=Path, help="keep the py-spy profiles in this folder (default: a temp one)"
+    )
+    parser.add_argument("--no-profile", action="store_true", help="no py-spy during the run")
+    parser.add_argument("--keep", action="store_true", help="keep the database and topics")
+    parser.add_argument("--skip-baselines", action="store_true", help="the platform only")
     args = parser.parse_args(argv)
     result = asyncio.run(run(args))
+    if args.skip_baselines:
+        print(json.dumps(result))  # a partial run: no ratios, nothing recorded
+        return
     record("pipeline", result, doc_body(result))
 
 

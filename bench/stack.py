@@ -65,8 +65,9 @@ class BenchSlice:
 
 
 @contextlib.asynccontextmanager
-async def bench_slice(label: str) -> AsyncIterator[BenchSlice]:
-    """A fresh database + topic prefix, dropped (with every process started) on the way out."""
+async def bench_slice(label: str, *, keep: bool = False) -> AsyncIterator[BenchSlice]:
+    """A fresh database + topic prefix, dropped (with every process started) on the way out
+    unless `keep` (to inspect it afterwards)."""
     await dev.infra_up()
     run = uuid.uuid4().hex[:8]
     database, prefix = f"smm_bench_{label}_{run}", f"bench-{label}-{run}."
@@ -80,8 +81,11 @@ async def bench_slice(label: str) -> AsyncIterator[BenchSlice]:
         yield slice_
     finally:
         slice_.stop_all()
-        await delete_topics(dev.kafka_bootstrap(), prefix)
-        await dev_postgres.drop_database(dev.admin_dsn(), database)
+        if keep:
+            print(f"kept database {database} and topics {prefix}*", flush=True)
+        else:
+            await delete_topics(dev.kafka_bootstrap(), prefix)
+            await dev_postgres.drop_database(dev.admin_dsn(), database)
 
 
 class RssSampler:
@@ -123,3 +127,33 @@ def pids(
 ) -> dict[str, int]:
     chosen = names or list(services)
     return {n: services[n].proc.pid for n in chosen if services[n].proc is not None}  # type: ignore[union-attr]
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def cpu_seconds(database: str, services: Mapping[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each service, by this database's Postgres backends and by the
+    dev stack's Kafka broker: what a mention costs, whatever else shares the machine."""
+    out: dict[str, float] = {}
+    for name, pid in services.items():
+        with contextlib.suppress(psutil.Error):
+            out[name] = _cpu_s(psutil.Process(pid))
+    postgres = kafka = 0.0
+    home = str(dev.state_dir())
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        with contextlib.suppress(psutil.Error):
+            if cmdline.startswith("postgres:") and f" {database} " in cmdline:
+                postgres += _cpu_s(proc)
+            elif "java" in cmdline and "kafka" in cmdline and home in cmdline:
+                kafka += _cpu_s(proc)
+    out["postgres"] = postgres
+    out["kafka"] = kafka
+    return out
+
+
+def cpu_used(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before.get(k, 0.0), 2) for k in after}

@@ -169,7 +169,10 @@ class IdempotentBatchConsumer(Generic[E]):
             except ValidationError as exc:
                 poison.append(_Poison(record, "schema", f"schema-invalid event: {exc}", 1))
                 continue
-            event_id = uuid.UUID(str(body["event_id"]))
+            # Envelopes parsed it already; only a bare model needs it read from the body.
+            event_id = getattr(event, "event_id", None)
+            if not isinstance(event_id, uuid.UUID):
+                event_id = uuid.UUID(str(body["event_id"]))
             if event_id in seen:
                 self._metrics.events_duplicate.labels(self._label(record.topic)).inc()
                 continue

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from shared.db import Connection
 
@@ -698,7 +699,8 @@ _JSON_FIELDS = frozenset({"author", "media", "engagement", "raw"})
 
 
 def _json_text(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+    # orjson: an item's raw payload is the largest thing ingest writes, once per item.
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _item_columns(rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
