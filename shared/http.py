@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
@@ -18,7 +19,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.auth import AuthError, Principal, verify_token
+from shared.db import TRANSIENT_DB_ERRORS
 from shared.metrics import ServiceMetrics
+
+log = logging.getLogger("opensmm.http")
 
 ReadyCheck = Callable[[], Awaitable[bool]]
 
@@ -28,8 +32,16 @@ _bearer = HTTPBearer(auto_error=False)
 class ApiError(HTTPException):
     """An error the client can act on; the body is {"error": code, "message": …}."""
 
-    def __init__(self, status_code: int, code: str, message: str, **extra: Any) -> None:
-        super().__init__(status_code=status_code, detail=message)
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=headers)
         self.code = code
         self.extra = extra
 
@@ -156,6 +168,21 @@ def install_error_handlers(app: FastAPI) -> None:
             },
             status_code=422,
         )
+
+    # The database is restarting or unreachable (or the transaction lost a race it can retry):
+    # nothing was changed, and the same call will work shortly. Clients and networks retry a 503
+    # after Retry-After; a 500 would read as a bug.
+    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %r", exc)
+        return JSONResponse(
+            {"error": "unavailable", "message": "the database is unavailable; retry shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
+    for transient in TRANSIENT_DB_ERRORS:
+        if issubclass(transient, Exception):
+            app.add_exception_handler(transient, _database_unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
