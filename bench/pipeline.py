@@ -519,7 +519,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {"mentions": args.mentions, "brands": args.brands}
 
     async with bench_slice("pipeline", keep=args.keep) as stack:
-        env: dict[str, str] = {}
+        env = dict(kv.split("=", 1) for kv in args.env)
         for name in SERVICE_NAMES:
             await stack.start(name, name, env)
         async with httpx.AsyncClient(timeout=30) as http:
@@ -629,6 +629,13 @@ def main(argv: list[str] | None = None) -> None:
         "--profile", type=Path, help="keep the py-spy profiles in this folder (default: a temp one)"
     )
     parser.add_argument("--no-profile", action="store_true", help="no py-spy during the run")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for every service",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database and topics")
     parser.add_argument("--skip-baselines", action="store_true", help="the platform only")
     args = parser.parse_args(argv)
