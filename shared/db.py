@@ -42,6 +42,15 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Returning a connection to the pool costs no round trip: asyncpg still rolls back an open
+    transaction, and the services keep no other session state on pooled connections (advisory
+    locks are transaction-scoped; the one session lock, the migrations', is released and its
+    SET undone by `shared.migrations.migrate`; LISTEN runs on a connection of its own). The
+    default reset (`RESET ALL`, `UNLISTEN *`, unlock all...) is a round trip on every release,
+    which a publisher pays per post."""
+
+
 async def create_pool(
     dsn: str,
     *,
@@ -66,6 +75,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings=server_settings,
         command_timeout=60,
     )
