@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+import traceback
 
 SCENARIOS = {
     "pipeline": "bench.pipeline",
@@ -34,11 +35,21 @@ def main(argv: list[str]) -> int:
             return 2
         _run(scenario, rest)
         return 0
+    failed = []
     for scenario in SCENARIOS:
         started = time.monotonic()
         print(f"== bench {scenario}", flush=True)
-        _run(scenario, [])
+        try:
+            _run(scenario, [])
+        except Exception:
+            # One scenario failing (a service that would not start, say) leaves the others'
+            # figures worth having; the run still fails at the end.
+            traceback.print_exc()
+            failed.append(scenario)
         print(f"== bench {scenario}: {time.monotonic() - started:.0f} s", flush=True)
+    if failed:
+        print(f"failed scenarios: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
