@@ -522,3 +522,24 @@ async def test_favouriting_a_status_that_does_not_exist_is_a_404(sandbox: Client
     unknown = await sandbox.http.get("/api/v1/accounts/999")
     assert (missing.status_code, missing.json()) == (404, {"error": "Record not found"})
     assert unknown.status_code == 404
+
+
+async def test_a_connection_reset_applies_nothing_and_the_request_log_shows_it() -> None:
+    async with serve(create_app(SandboxConfig())) as url, httpx.AsyncClient(base_url=url) as http:
+        client = Client(http)
+        kate_id, kate = await client.account("kate")
+        await http.post(
+            "/sandbox/faults",
+            json={"kind": "connection_reset", "method": "POST", "path_prefix": "/api/v1/statuses"},
+        )
+        with pytest.raises(httpx.TransportError):
+            await client.post(kate, "Launch day!")
+        posted = (await http.get(f"/sandbox/accounts/{kate_id}/statuses")).json()
+        retried = await client.post(kate, "Launch day!")
+        log = (await http.get("/sandbox/requests", params={"account_id": kate_id})).json()
+
+    assert posted == []  # the cut request changed nothing
+    assert retried.status_code == 200
+    posts = [r for r in log["requests"] if (r["method"], r["path"]) == ("POST", "/api/v1/statuses")]
+    assert [r["fault"] for r in posts] == ["connection_reset", None]
+    assert [r["at"] for r in log["requests"]] == sorted(r["at"] for r in log["requests"])
