@@ -765,9 +765,12 @@ def build_api(
 
     def throttle(retry_after_s: float | None) -> None:
         if retry_after_s is not None:
-            exc = ApiError(429, "rate_limited", "too many webhook deliveries; retry later")
-            exc.headers = {"Retry-After": str(max(1, math.ceil(retry_after_s)))}
-            raise exc
+            raise ApiError(
+                429,
+                "rate_limited",
+                "too many webhook deliveries; retry later",
+                headers={"Retry-After": str(max(1, math.ceil(retry_after_s)))},
+            )
 
     async def deliver(network: str, source_id: uuid.UUID, request: Request) -> Response:
         async with rt.pool.acquire() as conn:
