@@ -495,34 +495,6 @@ apart; lateness = `published_at - due_at` per delivery. Duplicates and missing p
 on the sandbox: every account's statuses, by text (each post's text is unique), plus the
 sandbox's own count of statuses made twice under one Idempotency-Key."""
 
-PROFILE = """\
-**Profile** (`py-spy record --format raw` on the single replica, 20 s of a 2,000-post burst,
-machine load average ~19 from other work; inclusive share of samples):
-`Dispatcher.dispatch` → `MastodonPublisher.publish` (httpx POST to the sandbox) 31 %; asyncpg
-statement execution 26 % (most of it in `socket.send` to Postgres: every round trip wakes a
-backend on an oversubscribed machine); `_record`'s transaction (BEGIN/COMMIT 10 %);
-`PoolConnectionHolder.release` → `Connection.reset` 7 % (a reset round trip per pool release);
-logging 4 %. An earlier profile (before the fixes) had **35 %** in `EngagementMonitor`: every
-post was read back (status + account) the moment it was published.
-
-**Fixed** (`services/publisher`): the first engagement read of a post now waits one
-`ENGAGEMENT_INTERVAL_S` instead of happening at publish (18 → 30 posts/s in the same dev run);
-the attempt's start is one statement (was two commits), the outcome's delivery + attempt update
-one statement, the post roll-up one statement (was SELECT + UPDATE); httpx's per-request INFO log
-line is off in the publisher.
-
-**What is left.** Lateness misses for the same reason as throughput: in the steady run the
-replica published ~100 posts/s (2,000 posts out within ~20.5 s of the first due time), below the
-200/s offered, so the queue grew through the stream and p99 is the backlog, not scheduling delay
-(in both bursts the first post went out 0.5 to 0.8 s after its due time). The target is out of
-reach on this machine as it is shared: the replica spent ~11 ms of CPU per post before the fixes
-(5.5 ms after: 54.9 s of CPU for the 10,000-post burst) — httpx ~0.5 ms, ~8 Postgres round
-trips, the outbox relay — and gets a fraction of a core while the load average is 15 to 25. Next
-steps, in order of expected gain: record outcomes per claimed batch (one transaction for up to
-50 deliveries instead of one each), a pool without the per-release reset (`shared/db.py`), a
-sliding window instead of waiting for the slowest delivery of each batch of 50, and measuring on
-a machine not shared with other work. Three replicas on 2 cores add processes, not cores."""
-
 
 def body(result: dict[str, Any]) -> str:
     p = result["phases"]
@@ -596,7 +568,6 @@ def body(result: dict[str, Any]) -> str:
             f"Setup (not measured): accounts + channels {setup['channels']} s, imports "
             f"{setup['burst1']} s and {setup['burst3']} s, steady posts {setup['steady']} s. "
             f"Sandbox duplicates by Idempotency-Key: {result['duplicates_by_idempotency_key']}.",
-            PROFILE,
         ]
     )
 

@@ -45,8 +45,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Returning a connection to the pool costs no round trip: asyncpg still rolls back an open
     transaction, and the services keep no other session state on pooled connections (advisory
-    locks are transaction-scoped; the one session lock, the migrations', is released and its
-    SET undone by `shared.migrations.migrate`; LISTEN runs on a connection of its own). The
+    locks are transaction-scoped; the one session lock, the migrations', is released by `migrate`
+    and its SET undone by the runtime; LISTEN runs on a connection of its own). The
     default reset (`RESET ALL`, `UNLISTEN *`, unlock all...) is a round trip on every release,
     which a publisher pays per post."""
 

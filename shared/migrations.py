@@ -99,5 +99,3 @@ async def migrate(conn: Connection, schema: str, service_folder: Path) -> list[s
         await conn.execute(
             "SELECT pg_advisory_unlock(hashtext('opensmm.migrate'), hashtext($1))", schema
         )
-        # The connection goes back to a pool that does not reset sessions (shared/db.py).
-        await conn.execute("RESET ALL")

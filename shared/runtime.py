@@ -182,7 +182,12 @@ def create_app(runtime: Runtime, wire: Wire, migrations: Path) -> FastAPI:
 
         async def run_migrations() -> list[str]:
             async with runtime.pool.acquire() as conn:
-                return await migrate(conn, runtime.service, migrations)
+                try:
+                    return await migrate(conn, runtime.service, migrations)
+                finally:
+                    # migrate() sets the search_path; the pool does not reset sessions on release
+                    # (shared/db.py), so put the connection's own settings back.
+                    await conn.execute("RESET ALL")
 
         applied = await _retry("migrations", run_migrations)
         if applied:
