@@ -31,8 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench import naive
 from bench.report import record, table, verdict
 from bench.stack import BenchSlice, RssSampler, bench_slice, cpu_seconds, cpu_used, pids
-from devstack.sandbox.network import Network
-from devstack.sandbox.traffic import TrafficGenerator, TrafficProfile, hashtag_of
+from devstack.sandbox.traffic import hashtag_of, webhook_mentions
 from services.ingest.connectors.generic import sign
 from shared.settings import SERVICE_NAMES
 from tests.support import REPO, token
@@ -74,33 +73,10 @@ def generate(
     per_brand = [
         total // len(brands) + (1 if i < total % len(brands) else 0) for i in range(len(brands))
     ]
-    out: list[list[dict[str, Any]]] = []
-    for i, (brand, count) in enumerate(zip(brands, per_brand, strict=True)):
-        network = Network(max_statuses=count + 10)
-        profile = TrafficProfile(
-            brands=[brand.name], competitors=["RivalRun"], seed=seed * 1000 + i, authors=400
-        )
-        TrafficGenerator(network, profile).generate(count)
-        items: list[dict[str, Any]] = []
-        for status in sorted(network.statuses.values(), key=lambda s: s.id):
-            item: dict[str, Any] = {
-                "external_id": f"{label}-{i}-{status.id}",
-                "text": status.text,
-                "author": {
-                    "id": str(status.account.id),
-                    "handle": "@" + status.account.username,
-                    "display_name": status.account.display_name,
-                    "followers": status.account.followers_count,
-                },
-                "created_at": status.created_at.isoformat(),
-            }
-            if status.language:
-                item["language"] = status.language
-            if status.in_reply_to_id is not None:
-                item["in_reply_to"] = f"{label}-{i}-{status.in_reply_to_id}"
-            items.append(item)
-        out.append(items)
-    return out
+    return [
+        webhook_mentions(brand.name, count, seed=seed * 1000 + i, id_prefix=f"{label}-{i}-")
+        for i, (brand, count) in enumerate(zip(brands, per_brand, strict=True))
+    ]
 
 
 def interleave(

@@ -17,8 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from devstack.sandbox.network import Network
-from devstack.sandbox.traffic import TrafficGenerator, TrafficProfile
+from devstack.sandbox.traffic import webhook_mentions
 from reliability.stack import ChaosStack
 from tests.support import signed, token, wait_until
 
@@ -27,7 +26,6 @@ log = logging.getLogger("reliability.load")
 BRAND_ID = "demo-sneakers"
 BRAND_NAME = "Demo Sneakers"
 BATCH = 500  # mentions per webhook request (the endpoint takes up to 1,000)
-_GENERATE_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -83,32 +81,7 @@ async def setup(stack: ChaosStack) -> LoadTarget:
 def sandbox_mentions(count: int, seed: int = 0) -> list[dict[str, Any]]:
     """`count` unique mentions as the sandbox's traffic generator writes them (deterministic for
     `seed`): praise, complaints, questions, spam and reply threads in English and Russian."""
-    network = Network(max_statuses=count + _GENERATE_CHUNK)
-    profile = TrafficProfile(brands=[BRAND_NAME], seed=seed, total=count)
-    generator = TrafficGenerator(network, profile)
-    left = count
-    while left > 0:
-        left -= generator.generate(min(left, _GENERATE_CHUNK))
-    out: list[dict[str, Any]] = []
-    for status in sorted(network.statuses.values(), key=lambda s: s.id)[:count]:
-        item: dict[str, Any] = {
-            "external_id": str(status.id),
-            "text": status.text,
-            "author": {
-                "id": str(status.account.id),
-                "handle": "@" + status.account.username,
-                "display_name": status.account.display_name,
-                "followers": status.account.followers_count,
-            },
-            "created_at": status.created_at.isoformat(),
-            "url": f"https://sandbox.invalid/@{status.account.username}/{status.id}",
-        }
-        if status.language:
-            item["language"] = status.language
-        if status.in_reply_to_id is not None:
-            item["in_reply_to"] = str(status.in_reply_to_id)
-        out.append(item)
-    return out
+    return webhook_mentions(BRAND_NAME, count, seed=seed, with_urls=True)
 
 
 async def _deliver_batch(

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections import deque
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -423,3 +423,38 @@ class TrafficRunner:
                     continue
             await asyncio.sleep(interval)
         log.info("traffic finished: %d statuses", made)
+
+
+def webhook_mentions(
+    brand: str, count: int, *, seed: int = 0, id_prefix: str = "", with_urls: bool = False
+) -> list[dict[str, Any]]:
+    """`count` statuses the generator writes about `brand` (deterministic for `seed`), as items
+    of OpenSMM's generic webhook: what the load tools push when pulling would be too slow.
+    Replies name their parent by the same `id_prefix`ed ids."""
+    network = Network(max_statuses=count + _BATCH_MAX)
+    generator = TrafficGenerator(network, TrafficProfile(brands=[brand], seed=seed, total=count))
+    left = count
+    while left > 0:
+        left -= generator.generate(min(left, _BATCH_MAX))
+    out: list[dict[str, Any]] = []
+    for status in sorted(network.statuses.values(), key=lambda s: s.id)[:count]:
+        account = status.account
+        item: dict[str, Any] = {
+            "external_id": f"{id_prefix}{status.id}",
+            "text": status.text,
+            "author": {
+                "id": str(account.id),
+                "handle": "@" + account.username,
+                "display_name": account.display_name,
+                "followers": account.followers_count,
+            },
+            "created_at": status.created_at.isoformat(),
+        }
+        if with_urls:
+            item["url"] = f"https://sandbox.invalid/@{account.username}/{status.id}"
+        if status.language:
+            item["language"] = status.language
+        if status.in_reply_to_id is not None:
+            item["in_reply_to"] = f"{id_prefix}{status.in_reply_to_id}"
+        out.append(item)
+    return out

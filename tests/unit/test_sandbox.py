@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from devstack.sandbox import SandboxConfig, TrafficProfile, create_app
 from devstack.sandbox.__main__ import cli as sandbox_cli
 from devstack.sandbox.network import Network, Page
-from devstack.sandbox.traffic import TrafficGenerator
+from devstack.sandbox.traffic import TrafficGenerator, webhook_mentions
+from services.ingest.connectors.generic import WebhookBody
 from tests.fakes.server import serve
 from tests.support import wait_until
 
@@ -543,3 +544,16 @@ async def test_a_connection_reset_applies_nothing_and_the_request_log_shows_it()
     posts = [r for r in log["requests"] if (r["method"], r["path"]) == ("POST", "/api/v1/statuses")]
     assert [r["fault"] for r in posts] == ["connection_reset", None]
     assert [r["at"] for r in log["requests"]] == sorted(r["at"] for r in log["requests"])
+
+
+def test_generated_traffic_as_webhook_items_is_a_valid_generic_webhook_body() -> None:
+    items = webhook_mentions("Demo Sneakers", 300, seed=4, id_prefix="load-", with_urls=True)
+
+    body = WebhookBody.model_validate({"mentions": items})
+    ids = [m.external_id for m in body.mentions]
+    assert len(set(ids)) == 300
+    assert all(i.startswith("load-") for i in ids)
+    replies = [(m.in_reply_to, m.external_id) for m in body.mentions if m.in_reply_to]
+    assert replies
+    assert all(ids.index(parent) < ids.index(reply) for parent, reply in replies)
+    assert any("Demo Sneakers" in m.text for m in body.mentions)
