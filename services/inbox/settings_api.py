@@ -594,7 +594,6 @@ def build_settings_api(rt: Runtime) -> APIRouter:
     async def put_rules(
         body: RuleSetIn,
         caller: Caller,
-        response: Response,
         if_match: Annotated[
             str | None,
             Header(
@@ -602,7 +601,7 @@ def build_settings_api(rt: Runtime) -> APIRouter:
                 description="The version you edited; 412 if someone saved since.",
             ),
         ] = None,
-    ) -> RuleSetOut:
+    ) -> Response:
         """Replace the tenant's rules in one step; the version goes up by one."""
         require_role(caller, WRITERS)
         expected = _expected_version(if_match)
@@ -625,8 +624,14 @@ def build_settings_api(rt: Runtime) -> APIRouter:
                 expected_version=expected,
             )
         assert saved is not None  # the config lock keeps the version where we read it
-        response.headers["ETag"] = f'"{saved["version"]}"'
-        return RuleSetOut(rules=body.rules, **saved)
+        # Serialised here, once: returned as a model, FastAPI would validate all (up to
+        # thousands of) rules again against the response model before encoding them.
+        out = RuleSetOut(rules=body.rules, **saved)
+        return Response(
+            out.model_dump_json(),
+            media_type="application/json",
+            headers={"ETag": f'"{saved["version"]}"'},
+        )
 
     @router.post("/rules/dry-run", response_model=DryRunOut, tags=["rules"])
     async def dry_run_rules(body: DryRunIn, caller: Caller) -> DryRunOut:
