@@ -30,6 +30,7 @@ from typing import Any, cast
 
 import asyncpg
 
+from bench.report import cpu_model, memory_gb
 from devstack.state import admin_dsn, postgres_running
 from services.inbox import repository
 from services.inbox.config import DEFAULT_SLA_TARGETS
@@ -832,22 +833,10 @@ async def explain(pool: asyncpg.Pool, sort: str, sample: Sample) -> dict[str, st
 
 
 def _machine(server: dict[str, str]) -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    memory_gb = 0.0
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory_gb = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "memory_gb": memory_gb,
+        "memory_gb": memory_gb(),
         "python": platform.python_version(),
         **server,
     }

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from bench.report import percentile
 from devstack import state
 from services.metrics import analytics, repository
 from services.metrics.periods import Period, Unit
@@ -184,11 +185,6 @@ def dashboard_queries() -> list[tuple[str, str]]:
     ]
 
 
-def _pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def _measure(
     name: str, runs: int, query: Callable[[], Awaitable[Any]]
 ) -> dict[str, float | int | str]:
@@ -203,8 +199,8 @@ async def _measure(
         "query": name,
         "runs": runs,
         "p50_ms": round(statistics.median(samples), 2),
-        "p95_ms": round(_pct(samples, 0.95), 2),
-        "p99_ms": round(_pct(samples, 0.99), 2),
+        "p95_ms": round(percentile(samples, 0.95), 2),
+        "p99_ms": round(percentile(samples, 0.99), 2),
     }
 
 

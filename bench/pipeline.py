@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench import naive
-from bench.report import record, table, verdict
+from bench.report import percentile, record, table, verdict
 from bench.stack import BenchSlice, RssSampler, bench_slice, cpu_seconds, cpu_used, pids
 from devstack.sandbox.traffic import hashtag_of, webhook_mentions
 from services.ingest.connectors.generic import sign
@@ -478,12 +478,6 @@ def top_entries(path: Path, count: int = 15) -> list[tuple[str, float, float]]:
 # --- the scenario -------------------------------------------------------------------------------
 
 
-def percentile(samples: Sequence[float], q: float) -> float:
-    if not samples:
-        return float("nan")
-    return round(samples[min(len(samples) - 1, int(q * len(samples)))], 1)
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     brands = brands_for(args.brands)
     t = time.monotonic()
@@ -530,8 +524,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         result["latency_rate_per_s"] = args.latency_rate
         result["latency_samples"] = len(latencies)
-        result["latency_p50_ms"] = percentile(latencies, 0.50)
-        result["latency_p99_ms"] = percentile(latencies, 0.99)
+        result["latency_p50_ms"] = round(percentile(latencies, 0.50), 1)
+        result["latency_p99_ms"] = round(percentile(latencies, 0.99), 1)
         result["rss_mb_max"] = rss.max_mb
         print(f"latency p50 {result['latency_p50_ms']} p99 {result['latency_p99_ms']}", flush=True)
         stack.stop_all()

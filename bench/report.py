@@ -88,6 +88,14 @@ def write_result(scenario: str, result: dict[str, Any]) -> Path:
     return path
 
 
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The nearest-rank `q` quantile of `samples` (NaN when there are none)."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
 def fmt(value: Any) -> str:
     """A figure as the tables print it: thousands separated, floats to 3 significant places."""
     if isinstance(value, bool) or value is None:

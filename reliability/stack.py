@@ -128,6 +128,15 @@ class ChaosStack:
     def pids(self) -> dict[str, int]:
         return {name: self.pid(name) for name in self.services}
 
+    def restarted_since(self, pids: dict[str, int]) -> list[str]:
+        """Services whose process died or changed since `pids` was taken (a reconnect keeps it)."""
+
+        def alive_as_before(name: str) -> bool:
+            proc = self.services[name].proc
+            return proc is not None and proc.poll() is None and proc.pid == pids[name]
+
+        return sorted(name for name in self.services if not alive_as_before(name))
+
     # --- services ---------------------------------------------------------------------------
 
     def kill9(self, name: str) -> None:

@@ -43,11 +43,6 @@ async def run(stack: ChaosStack, mentions: int, *, down_s: float = DOWN_S) -> di
     await delivery
     caught_up = await load.wait_caught_up(stack, target, mentions, max(300.0, mentions / 100))
     result = await load.verify(stack, target, [i["external_id"] for i in items])
-    restarted = sorted(
-        name
-        for name, proc in stack.services.items()
-        if proc.proc is None or proc.proc.poll() is not None or proc.proc.pid != pids[name]
-    )
     end = caught_up or time.monotonic()
     return {
         "injected": 1,
@@ -59,6 +54,6 @@ async def run(stack: ChaosStack, mentions: int, *, down_s: float = DOWN_S) -> di
         "broker_down_s": round(broker_back - killed_at, 1),
         "services_reconnected_s": round(services_ready - broker_back, 1),
         "readyz_during_outage": readyz_during_outage,
-        "services_restarted": restarted,
+        "services_restarted": stack.restarted_since(pids),
         "total_s": round(end - started, 1),
     }

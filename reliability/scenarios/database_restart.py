@@ -57,11 +57,6 @@ async def run(stack: ChaosStack, mentions: int, *, down_s: float = DOWN_S) -> di
     await delivery
     caught_up = await load.wait_caught_up(stack, target, mentions, max(300.0, mentions / 100))
     result = await load.verify(stack, target, [i["external_id"] for i in items])
-    restarted = sorted(
-        name
-        for name, proc in stack.services.items()
-        if proc.proc is None or proc.proc.poll() is not None or proc.proc.pid != pids[name]
-    )
     end = caught_up or time.monotonic()
     return {
         "injected": 1,
@@ -74,6 +69,6 @@ async def run(stack: ChaosStack, mentions: int, *, down_s: float = DOWN_S) -> di
         "readyz_during_outage": {name: sorted(codes) for name, codes in seen.items()},
         "outage_reported": all(200 not in codes and codes for codes in seen.values()),
         "ready_again_s": ready_again,
-        "services_restarted": restarted,
+        "services_restarted": stack.restarted_since(pids),
         "total_s": round(end - started, 1),
     }

@@ -670,7 +670,8 @@ async def update_items(conn: Connection, rows: Sequence[dict[str, Any]]) -> None
     )
 
 
-_ITEM_FIELDS = (
+# An item's columns that its mention events carry.
+_PAYLOAD_FIELDS = (
     "id",
     "network",
     "external_id",
@@ -686,6 +687,10 @@ _ITEM_FIELDS = (
     "parent_external_id",
     "media",
     "engagement",
+)
+
+_ITEM_FIELDS = (
+    *_PAYLOAD_FIELDS,
     "content_hash",
     "first_source_id",
     "raw",
@@ -812,26 +817,6 @@ async def link_stored_replies(
         [p["post_id"] for p in posts],
     )
     return [dict(r) for r in rows]
-
-
-# An item's columns that its mention events carry.
-_PAYLOAD_FIELDS = (
-    "id",
-    "network",
-    "external_id",
-    "kind",
-    "text",
-    "url",
-    "language",
-    "created_at",
-    "edited_at",
-    "deleted_at",
-    "author",
-    "root_external_id",
-    "parent_external_id",
-    "media",
-    "engagement",
-)
 
 
 async def lock_reply_threads(
