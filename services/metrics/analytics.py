@@ -37,7 +37,7 @@ from services.metrics.models import (
     Voice,
 )
 from services.metrics.periods import Period, Unit, buckets
-from services.metrics.rollups import ON_TIME_S, engagement_rate, last_per_bucket
+from services.metrics.rollups import ON_TIME_S, engagement_rate
 from shared.db import Connection
 
 
@@ -375,28 +375,28 @@ async def audience(
         brand_id=brand_id,
         start=period.start,
         end=period.end,
+        unit=unit,
+        tz=tz.key,
         channel_id=channel_id,
     )
     per_channel: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:
+    for r in rows:  # by channel, then bucket start
         per_channel[r["channel_id"]].append(r)
     channels = []
-    for channel, measured in per_channel.items():
-        points = last_per_bucket(
-            ((r["measured_at"], int(r["followers"])) for r in measured), unit, tz
-        )
-        ordered = sorted(measured, key=lambda r: r["measured_at"])
-        first, last = int(ordered[0]["followers"]), int(ordered[-1]["followers"])
+    for channel, points in per_channel.items():
+        first, last = int(points[0]["first"]), int(points[-1]["followers"])
         channels.append(
             ChannelAudience(
                 channel_id=channel,
-                network=ordered[-1]["network"],
+                network=points[-1]["network"],
                 first=first,
                 last=last,
                 change=last - first,
                 points=[
                     AudiencePointOut(
-                        start=p.start, followers=p.followers, measured_at=p.measured_at
+                        start=p["start"].astimezone(tz),
+                        followers=p["followers"],
+                        measured_at=p["measured_at"],
                     )
                     for p in points
                 ],

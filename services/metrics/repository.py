@@ -854,21 +854,37 @@ async def audience(
     brand_id: str,
     start: datetime,
     end: datetime,
+    unit: str,
+    tz: str,
     channel_id: uuid.UUID | None,
 ) -> list[dict[str, Any]]:
-    """Each channel's last followers count per UTC hour measured in [start, end), in order."""
+    """Each channel's last measurement of each bucket measured in [start, end) (UTC hours, or
+    days/weeks/months from local midnight in `tz`), by channel and bucket start, with the
+    channel's first measurement of the period. The reduction runs here rather than per row in
+    Python: a 30-day hour series is 1,440 rows, and reducing them in Python cost more than the
+    query (docs/benchmarks.md)."""
     rows = await conn.fetch(
         """
-        SELECT channel_id, network, followers, measured_at FROM audience_hourly
-        WHERE tenant_id = $1 AND brand_id = $2 AND bucket >= date_trunc('hour', $3::timestamptz)
-          AND bucket < $4 AND measured_at >= $3 AND measured_at < $4
-          AND ($5::uuid IS NULL OR channel_id = $5)
-        ORDER BY channel_id, bucket
+        SELECT DISTINCT ON (channel_id, start) channel_id, start, network, followers, measured_at,
+               first_value(followers) OVER (PARTITION BY channel_id ORDER BY measured_at) AS first
+        FROM (
+            SELECT channel_id, network, followers, measured_at, bucket,
+                   date_trunc($6, measured_at, CASE WHEN $6 = 'hour' THEN 'UTC' ELSE $7 END)
+                       AS start
+            FROM audience_hourly
+            WHERE tenant_id = $1 AND brand_id = $2
+              AND bucket >= date_trunc('hour', $3::timestamptz) AND bucket < $4
+              AND measured_at >= $3 AND measured_at < $4
+              AND ($5::uuid IS NULL OR channel_id = $5)
+        ) m
+        ORDER BY channel_id, start, measured_at DESC, bucket DESC
         """,
         tenant_id,
         brand_id,
         start,
         end,
         channel_id,
+        unit,
+        tz,
     )
     return [dict(r) for r in rows]

@@ -257,3 +257,68 @@ async def test_engagement_audience_and_per_channel_publishing_from_the_events(
         http, f"{brand}/series", admin, metric="posts", dimension="published", **PERIOD
     )
     assert posts["total"] == 5  # the redeliveries counted once
+
+
+async def test_audience_buckets_from_the_stored_hours_across_dst_and_a_half_hour_zone(
+    stack: SessionStack,
+    services: dict[str, ServiceProcess],
+    metrics_pool: asyncpg.Pool,
+    http: httpx.AsyncClient,
+    tenant: str,
+) -> None:
+    consumer = IdempotentBatchConsumer[PostEvent](
+        name="metrics.posts",
+        pool_provider=lambda: metrics_pool,
+        broker=KafkaBroker(stack.bootstrap),
+        metrics=ServiceMetrics("test"),
+        models=POST_MODELS,
+        effect=apply_posts,
+    )
+
+    def utc(day: int, hour: int, minute: int) -> datetime:
+        return datetime(2026, 10, day, hour, minute, tzinfo=UTC)
+
+    # Berlin leaves summer time on 25 Oct 2026 (a 25-hour day); Kolkata is UTC+05:30, so the
+    # 18:40 UTC count is on the next local day while its stored hour (18:00 UTC) is not.
+    followers = [
+        (utc(24, 21, 30), 100),  # 23:30 CEST on the 24th
+        (utc(24, 22, 30), 101),  # 00:30 CEST on the 25th
+        (utc(25, 1, 30), 102),  # 02:30 CET, the repeated hour
+        (utc(25, 22, 30), 104),  # 23:30 CET, the 25th's last hour
+        (utc(25, 23, 10), 105),  # 00:10 CET on the 26th
+        (utc(26, 17, 40), 106),  # 23:10 IST on the 26th
+        (utc(26, 18, 10), 99),  # replaced by the later count of the same UTC hour
+        (utc(26, 18, 40), 107),  # 00:10 IST on the 27th
+    ]
+    events = [measured(tenant, P1, MASTODON, at, followers=n) for at, n in followers]
+    await consumer.handle(_records(stack, tenant, events, 80_000))
+
+    admin = token(stack.auth_secret, tenant, "admin")
+    url = services["metrics"].url + f"/api/v1/brands/{BRAND}/audience"
+
+    async def points(zone: str, bucket: str, start: str, end: str) -> tuple[list[Any], Json]:
+        got = await _get(
+            http, url, admin, bucket=bucket, timezone=zone, **{"from": start, "to": end}
+        )
+        [channel] = got["channels"]
+        return [(p["start"], p["followers"]) for p in channel["points"]], channel
+
+    days, channel = await points("Europe/Berlin", "day", "2026-10-24", "2026-10-27")
+    assert days == [
+        ("2026-10-24T00:00:00+02:00", 100),
+        ("2026-10-25T00:00:00+02:00", 104),
+        ("2026-10-26T00:00:00+01:00", 107),
+    ]
+    assert (channel["first"], channel["last"], channel["change"]) == (100, 107, 7)
+    hours, _ = await points(
+        "Europe/Berlin", "hour", "2026-10-25T00:00:00+02:00", "2026-10-25T03:00:00+01:00"
+    )
+    assert hours == [("2026-10-25T00:00:00+02:00", 101), ("2026-10-25T02:00:00+01:00", 102)]
+    weeks, _ = await points("Europe/Berlin", "week", "2026-10-19", "2026-11-02")
+    assert weeks == [("2026-10-19T00:00:00+02:00", 104), ("2026-10-26T00:00:00+01:00", 107)]
+    months, _ = await points("Europe/Berlin", "month", "2026-10-01", "2026-11-01")
+    assert months == [("2026-10-01T00:00:00+02:00", 107)]
+
+    kolkata, channel = await points("Asia/Kolkata", "day", "2026-10-26", "2026-10-28")
+    assert kolkata == [("2026-10-26T00:00:00+05:30", 106), ("2026-10-27T00:00:00+05:30", 107)]
+    assert (channel["first"], channel["last"], channel["change"]) == (104, 107, 3)
