@@ -28,7 +28,7 @@ import orjson
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, ValidationError
 
-from shared.db import TRANSIENT_DB_ERRORS, Connection
+from shared.db import TRANSIENT_DB_ERRORS, Connection, WriteConflict
 from shared.metrics import ServiceMetrics
 
 log = logging.getLogger("opensmm.consumer")
@@ -221,7 +221,12 @@ class IdempotentBatchConsumer(Generic[E]):
                 await self._apply_once(items)
                 return
             except TRANSIENT_DB_ERRORS as exc:
-                log.warning("%s: database unavailable, batch will be redelivered", self.name)
+                log.warning(
+                    "%s: %s (%s), batch will be redelivered",
+                    self.name,
+                    "write conflict" if isinstance(exc, WriteConflict) else "database unavailable",
+                    type(exc).__name__,
+                )
                 # Pause before the redelivery so an outage does not become a hot loop.
                 await asyncio.sleep(1.0)
                 raise TransientFailure(str(exc)) from exc

@@ -12,6 +12,12 @@ from asyncpg.pool import PoolConnectionProxy
 # What repositories accept: a connection of their own or one borrowed from the pool.
 Connection = asyncpg.Connection | PoolConnectionProxy
 
+
+class WriteConflict(Exception):
+    """Another transaction created the same new row first: the work is applied again, and then
+    finds that row (a rare race, e.g. two replicas during a rebalance)."""
+
+
 # Errors that say the database is unreachable or restarting: the work should be retried later
 # (the Kafka batch is redelivered), never sent to a DLQ as if the event were at fault.
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -26,6 +32,7 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
+    WriteConflict,
 )
 
 

@@ -36,10 +36,13 @@ class Conversation:
     item_count: int = 0
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     is_new: bool = field(default=False, compare=False)
+    # False until `save_conversations` has inserted the row: a new thread's conversation is
+    # written once, with its state, instead of inserted empty and updated in the same batch.
+    stored: bool = field(default=True, compare=False)
 
     @classmethod
     def from_row(cls, row: Any, *, is_new: bool = False) -> Conversation:
-        names = {f.name for f in fields(cls)} - {"is_new"}
+        names = {f.name for f in fields(cls)} - {"is_new", "stored"}
         return cls(**{k: row[k] for k in names}, is_new=is_new)
 
     @property

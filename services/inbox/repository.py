@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from services.inbox.assignment import ClaimState
 from services.inbox.conversations import Conversation
-from shared.db import Connection
+from shared.db import Connection, WriteConflict
 from shared.events import MentionDeleted, MentionUpdated
 
 _ITEM_COLUMNS = """
@@ -316,27 +316,14 @@ def _conversation(row: Any, *, is_new: bool = False) -> Conversation:
 async def lock_conversations(
     conn: Connection, keys: Sequence[ConversationKey], now: datetime
 ) -> dict[ConversationKey, Conversation]:
-    """The conversations of these threads, created when missing, locked for this transaction.
+    """The conversations of these threads, locked for this transaction; a thread without one
+    gets a new conversation in memory (`stored=False`), which `save_conversations` inserts.
 
-    Keys are taken in one sorted order so two consumers never wait on each other in a cycle.
+    Keys are taken in one sorted order so two consumers never wait on each other in a cycle. Two
+    transactions creating the same thread's conversation at once: the second one's insert fails
+    on the unique thread key and its batch is applied again, finding the first one's row.
     """
     distinct = sorted(set(keys))
-    created = await conn.fetch(
-        """
-        INSERT INTO conversations (id, tenant_id, brand_id, network, thread_root_id, created_at)
-        SELECT gen_random_uuid(), k.tenant_id, k.brand_id, k.network, k.root, $5
-        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-             AS k(tenant_id, brand_id, network, root)
-        ON CONFLICT DO NOTHING
-        RETURNING id
-        """,
-        [k.tenant_id for k in distinct],
-        [k.brand_id for k in distinct],
-        [k.network for k in distinct],
-        [k.thread_root_id for k in distinct],
-        now,
-    )
-    new_ids = {r["id"] for r in created}
     rows = await conn.fetch(
         f"""
         SELECT {_CONVERSATION_COLUMNS} FROM conversations c
@@ -350,11 +337,25 @@ async def lock_conversations(
         [k.network for k in distinct],
         [k.thread_root_id for k in distinct],
     )
-    return {
-        ConversationKey(
-            r["tenant_id"], r["brand_id"], r["network"], r["thread_root_id"]
-        ): _conversation(r, is_new=r["id"] in new_ids)
+    found = {
+        ConversationKey(r["tenant_id"], r["brand_id"], r["network"], r["thread_root_id"]): (
+            _conversation(r)
+        )
         for r in rows
+    }
+    return {
+        k: found.get(k)
+        or Conversation(
+            id=uuid.uuid4(),
+            tenant_id=k.tenant_id,
+            brand_id=k.brand_id,
+            network=k.network,
+            thread_root_id=k.thread_root_id,
+            created_at=now,
+            is_new=True,
+            stored=False,
+        )
+        for k in distinct
     }
 
 
@@ -404,21 +405,50 @@ _MUTABLE = (
 )
 
 
+_IDENTITY = (
+    ("id", "uuid"),
+    ("tenant_id", "text"),
+    ("brand_id", "text"),
+    ("network", "text"),
+    ("thread_root_id", "text"),
+    ("created_at", "timestamptz"),
+)
+
+
 async def save_conversations(conn: Connection, convs: Sequence[Conversation]) -> None:
-    if not convs:
-        return
-    columns = ", ".join(name for name, _ in _MUTABLE)
-    arrays = ", ".join(f"${i + 2}::{kind}[]" for i, (_, kind) in enumerate(_MUTABLE))
-    assignments = ", ".join(f"{name} = u.{name}" for name, _ in _MUTABLE)
-    await conn.execute(
-        f"""
-        UPDATE conversations c SET {assignments}, updated_at = now()
-        FROM unnest($1::uuid[], {arrays}) AS u(id, {columns})
-        WHERE c.id = u.id
-        """,
-        [c.id for c in convs],
-        *([getattr(c, name) for c in convs] for name, _ in _MUTABLE),
+    """Write the working copies back: new conversations are inserted (in key order, like the
+    locks), the others updated."""
+    new = sorted(
+        (c for c in convs if not c.stored),
+        key=lambda c: (c.tenant_id, c.brand_id, c.network, c.thread_root_id),
     )
+    old = [c for c in convs if c.stored]
+    columns = ", ".join(name for name, _ in _MUTABLE)
+    if new:
+        every = _IDENTITY + _MUTABLE
+        names = ", ".join(name for name, _ in every)
+        arrays = ", ".join(f"${i + 1}::{kind}[]" for i, (_, kind) in enumerate(every))
+        inserted = await conn.fetch(
+            f"INSERT INTO conversations ({names}) SELECT * FROM unnest({arrays})"
+            " ON CONFLICT (tenant_id, brand_id, network, thread_root_id) DO NOTHING RETURNING id",
+            *([getattr(c, name) for c in new] for name, _ in every),
+        )
+        if len(inserted) < len(new):
+            raise WriteConflict("a conversation of this batch was created by another transaction")
+        for c in new:
+            c.stored = True
+    if old:
+        arrays = ", ".join(f"${i + 2}::{kind}[]" for i, (_, kind) in enumerate(_MUTABLE))
+        assignments = ", ".join(f"{name} = u.{name}" for name, _ in _MUTABLE)
+        await conn.execute(
+            f"""
+            UPDATE conversations c SET {assignments}, updated_at = now()
+            FROM unnest($1::uuid[], {arrays}) AS u(id, {columns})
+            WHERE c.id = u.id
+            """,
+            [c.id for c in old],
+            *([getattr(c, name) for c in old] for name, _ in _MUTABLE),
+        )
 
 
 async def sync_items(conn: Connection, conversation_ids: Sequence[uuid.UUID]) -> None:

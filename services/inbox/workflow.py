@@ -538,9 +538,10 @@ async def _receive_for_tenant(
             due_at=conv.due_at,
             sla_state=conv.sla_state,
         )
+    # Conversations first: a new item refers to its conversation's row.
+    await repository.save_conversations(conn, list(convs.values()))
     inserted = await repository.insert_items(conn, [a.item for a in arrivals])
     stored = [a for a in arrivals if a.item["id"] in inserted]
-    await repository.save_conversations(conn, list(convs.values()))
     for tid, team_last in teams.last_assigned.items():
         await repository.set_last_assigned(conn, tenant_id, tid, team_last)
     for a in stored:
@@ -575,9 +576,11 @@ def _land(
     conv.last_author_at = now
     if first:
         conv.priority, conv.level = item["priority"], item["level"]
-    out.events.append(events.item_event("item.created", conv, item))
+    # One event for a new item: it is triaged before it is stored, so `item.created` carries the
+    # triage and its strongest signals (a separate `item.triaged` cost every consumer a third more
+    # events per mention). `item.triaged` stays in the contract for a later re-triage.
     signals = ", ".join(f"{s.name} {s.weight:+g}" for s in item["signals"][:4])
-    out.events.append(events.item_event("item.triaged", conv, item, reason=signals))
+    out.events.append(events.item_event("item.created", conv, item, reason=signals))
     out.log(conv, "item_received", SYSTEM_ACTOR, item["id"], priority=item["priority"])
     if a.rule_actions:
         out.log(conv, "rules_applied", RULES_ACTOR, item["id"], actions=a.rule_actions)

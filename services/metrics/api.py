@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import HTMLResponse, Response
 
-from services.metrics import analytics, report, repository
+from services.metrics import analytics, repository
 from services.metrics.models import (
     SERIES,
     Audience,
@@ -378,6 +378,10 @@ def build_api(rt: Runtime) -> APIRouter:
     ) -> Response:
         """A client report for the brand and period: volume, sentiment, share of voice, response
         times, publishing and top posts, with charts; HTML or PDF."""
+        # Loaded on the first report, not at start: matplotlib and reportlab are ~45 MB of the
+        # process's memory, which the consumers that do the service's steady work never use.
+        from services.metrics import report
+
         period, tz = await scope(caller, brand_id, start, end, timezone)
         async with rt.pool.acquire() as conn:
             figures = await analytics.summary(conn, caller.tenant_id, brand_id, period, tz)

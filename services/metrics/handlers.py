@@ -57,7 +57,9 @@ async def apply_mentions(conn: Connection, events: Sequence[MentionEvent]) -> No
 
 async def apply_inbox(conn: Connection, events: Sequence[InboxItemEvent]) -> None:
     """Triage onto the mentions, each conversation's latest state, responses and SLA outcomes."""
-    triaged = [e for e in events if e.type == "item.triaged"]
+    # A new item's triage comes with `item.created`; `item.triaged` (a re-triage, or an older
+    # inbox's second event) sets the same fields, and an unchanged value changes no counter.
+    triaged = [e for e in events if e.type in ("item.created", "item.triaged")]
     if triaged:
         facts = await repository.lock_mention_facts(
             conn, [(e.tenant_id, e.payload.item_id) for e in triaged]

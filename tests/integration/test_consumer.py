@@ -16,11 +16,12 @@ from faststream.kafka import KafkaBroker
 
 from services.inbox.workflow import receive
 from shared.consumer import IdempotentBatchConsumer, Record
-from shared.db import Connection, create_pool
+from shared.db import Connection, WriteConflict, create_pool
 from shared.events import Author, MentionPayload, MentionReceived, Thread, envelope_for
 from shared.metrics import ServiceMetrics
 from shared.topics import MENTIONS
 from tests.conftest import SessionStack
+from tests.support import wait_until
 
 
 @pytest.fixture
@@ -42,22 +43,24 @@ async def broker(stack: SessionStack) -> AsyncIterator[KafkaBroker]:
         await broker.stop()
 
 
+def mention(tenant: str, external_id: str, text: str, root: str) -> dict[str, Any]:
+    payload = MentionPayload(
+        mention_id=uuid.uuid4(),
+        source_id=uuid.uuid4(),
+        network="generic",
+        external_id=external_id,
+        text=text,
+        created_at=datetime.now(UTC),
+        author=Author(id="a", handle="@a"),
+        thread=Thread(root_external_id=root),
+    )
+    return envelope_for(payload, tenant_id=tenant, brand_id="b", occurred_at=payload.created_at)
+
+
 def records(stack: SessionStack, tenant: str, texts: Sequence[str]) -> list[Record]:
     out = []
     for offset, text in enumerate(texts):
-        payload = MentionPayload(
-            mention_id=uuid.uuid4(),
-            source_id=uuid.uuid4(),
-            network="generic",
-            external_id=f"e-{offset}",
-            text=text,
-            created_at=datetime.now(UTC),
-            author=Author(id="a", handle="@a"),
-            thread=Thread(root_external_id=f"e-{offset}"),
-        )
-        event = envelope_for(
-            payload, tenant_id=tenant, brand_id="b", occurred_at=payload.created_at
-        )
+        event = mention(tenant, f"e-{offset}", text, f"e-{offset}")
         out.append(
             Record(
                 topic=stack.topic(MENTIONS.name),
@@ -154,3 +157,44 @@ async def test_a_failing_event_is_retried_then_dead_lettered_and_the_rest_applie
     # Redelivering the batch after the DLQ changes nothing either.
     await consumer.handle(batch)
     assert await count(inbox_pool, tenant) == 9
+
+
+async def test_two_transactions_opening_the_same_thread_end_in_one_conversation(
+    inbox_pool: asyncpg.Pool, tenant: str
+) -> None:
+    """A new thread's conversation is inserted with its state when the batch is saved; a second
+    transaction that started the same thread meanwhile gets a transient conflict (its batch is
+    redelivered) and, applied again, joins the first one's conversation."""
+    first = MentionReceived.model_validate(mention(tenant, "r-1", "Where is my order?", "r-1"))
+    second = MentionReceived.model_validate(
+        mention(tenant, "r-2", "Still waiting for my order", "r-1")
+    )
+    async with inbox_pool.acquire() as a, inbox_pool.acquire() as b:
+        ta, tb = a.transaction(), b.transaction()
+        await ta.start()
+        await tb.start()
+        await receive(a, [first])
+        racing = asyncio.create_task(receive(b, [second]))
+        pid = b.get_server_pid()
+        async with inbox_pool.acquire() as watch:
+
+            async def blocked() -> bool:  # on the first one's uncommitted conversation row
+                state = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1"
+                return bool(await watch.fetchval(state, pid) == "Lock")
+
+            await wait_until(blocked, timeout_s=10, what="the second insert to wait")
+        assert not racing.done()
+        await ta.commit()
+        with pytest.raises(WriteConflict):
+            await racing
+        await tb.rollback()
+    async with inbox_pool.acquire() as conn, conn.transaction():
+        await receive(conn, [second])  # the redelivery
+    async with inbox_pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT c.id, c.item_count, count(i.id) AS items FROM conversations c"
+            " JOIN items i ON i.conversation_id = c.id WHERE c.tenant_id = $1"
+            " GROUP BY c.id, c.item_count",
+            tenant,
+        )
+    assert [(r["item_count"], r["items"]) for r in rows] == [(2, 2)]
