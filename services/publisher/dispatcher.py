@@ -19,9 +19,10 @@ import os
 import random
 import socket
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 import httpx
@@ -50,6 +51,8 @@ from shared.metrics import ServiceMetrics, for_process
 from shared.outbox import add_events
 
 log = logging.getLogger("opensmm.publisher.dispatcher")
+Item = TypeVar("Item")
+R = TypeVar("R")
 
 MAX_ATTEMPTS = 8
 MAX_MEDIA_BYTES = 200 * 1024 * 1024
@@ -61,8 +64,77 @@ class LeaseLost(RuntimeError):
     pass
 
 
+class Coalescer(Generic[Item, R]):
+    """Hands what is submitted while the last flush runs to the next flush, all in one call
+    (a group commit): one item waits for no other, and items arriving together share a round
+    trip. `flush` answers one result per item, in order."""
+
+    def __init__(self, flush: Callable[[list[Item]], Awaitable[list[R]]], *, limit: int) -> None:
+        self._flush = flush
+        self._limit = limit
+        self._queue: list[tuple[Item, asyncio.Future[R]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def submit(self, item: Item) -> R:
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[R]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self._limit], self._queue[self._limit :]
+                await self._answer(batch)
+        finally:
+            self._task = None
+            for _, future in batch + self._queue:
+                future.cancel()  # only those still unanswered: shutting down
+            self._queue = []
+
+    async def _answer(self, batch: list[tuple[Item, asyncio.Future[R]]]) -> None:
+        try:
+            results = await self._flush([item for item, _ in batch])
+        except TRANSIENT_DB_ERRORS as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0][1].done():
+                    batch[0][1].set_exception(exc)
+                return
+            # Something about one item; each alone, so it holds none of the others back.
+            for one in batch:
+                await self._answer([one])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Finished:
+    """An outcome to record: the delivery as claimed, what to write, and the channel's state."""
+
+    delivery: dict[str, Any]
+    finish: repository.Finish
+    channel_status: str | None
+
+
 def retry_backoff_s(attempts: int) -> float:
     return float(min(5.0 * 2 ** max(attempts - 1, 0), 900.0)) * random.uniform(0.8, 1.2)  # noqa: S311
+
+
+def _forget(flying: dict[uuid.UUID, asyncio.Task[None]], key: uuid.UUID, _: object) -> None:
+    flying.pop(key, None)
 
 
 class Dispatcher:
@@ -74,7 +146,9 @@ class Dispatcher:
         box: SecretBox,
         lease_s: float = 60.0,
         batch: int = 50,
-        idle_poll_s: float = 0.5,
+        idle_poll_s: float = 0.25,
+        tick_s: float = 0.05,
+        window: int | None = None,
         network_timeout_s: float = 20.0,
         limiter: AccountLimiter | None = None,
         client: httpx.AsyncClient | None = None,
@@ -88,6 +162,17 @@ class Dispatcher:
         self._lease_s = lease_s
         self._batch = batch
         self._idle_poll_s = idle_poll_s
+        self._tick_s = min(tick_s, idle_poll_s)
+        # Deliveries in flight at most: up to a batch more is claimed while the rest go out.
+        self._window = max(window or 2 * batch, batch)
+        # Attempts starting together and outcomes arriving together share a statement and a
+        # transaction (a group commit), instead of a round trip or six per delivery.
+        self._started: Coalescer[tuple[uuid.UUID, str], int | None] = Coalescer(
+            self._start_attempts, limit=self._window
+        )
+        self._finished: Coalescer[_Finished, bool] = Coalescer(
+            self._finish_attempts, limit=self._window
+        )
         self._client = client
         self._timeout_s = network_timeout_s
         self._limiter = limiter or AccountLimiter()
@@ -97,24 +182,56 @@ class Dispatcher:
     async def run(self) -> None:
         own = self._client is None
         client = self._client or httpx.AsyncClient(
-            timeout=httpx.Timeout(self._timeout_s, connect=min(5.0, self._timeout_s))
+            timeout=httpx.Timeout(self._timeout_s, connect=min(5.0, self._timeout_s)),
+            # Every delivery in flight may hold a connection; kept alive, a burst to one network
+            # does not open and close one per post.
+            limits=httpx.Limits(
+                max_connections=self._window, max_keepalive_connections=self._window
+            ),
         )
+        flying: dict[uuid.UUID, asyncio.Task[None]] = {}
         try:
             while True:
+                # A sliding window: claim again as soon as a batch's worth of room is free,
+                # not when the slowest delivery of the last batch is done.
+                while len(flying) > self._window - self._batch:
+                    await asyncio.wait(flying.values(), return_when=asyncio.FIRST_COMPLETED)
                 try:
                     async with self._pool().acquire() as conn:
                         due = await repository.claim_due(
                             conn, self.owner, self._lease_s, self._batch
                         )
+                        upcoming = None if due else await repository.next_due(conn)
                 except TRANSIENT_DB_ERRORS:
-                    due = []
-                if not due:
-                    await asyncio.sleep(self._idle_poll_s)
-                    continue
-                await asyncio.gather(*(self._safely(client, d) for d in due))
+                    due, upcoming = [], None
+                for delivery in due:
+                    # Claimed again while still in flight here (its lease ran out on a slow
+                    # call): the lease is ours either way, and one dispatch of it is enough.
+                    if delivery["id"] not in flying:
+                        task = asyncio.create_task(self._safely(client, delivery))
+                        flying[delivery["id"]] = task
+                        task.add_done_callback(partial(_forget, flying, delivery["id"]))
+                if len(due) < self._batch:
+                    await asyncio.sleep(self._idle_wait(upcoming, busy=bool(due)))
         finally:
+            for task in flying.values():
+                task.cancel()
+            await asyncio.gather(*flying.values(), return_exceptions=True)
+            self._started.close()
+            self._finished.close()
             if own:
                 await client.aclose()
+
+    def _idle_wait(self, upcoming: datetime | None, *, busy: bool) -> float:
+        """How long to wait before claiming again when all that is due is claimed: a short tick
+        while posts keep falling due, else until the next one is due, never longer than the
+        idle poll (a reply or a post scheduled for now may come in meanwhile)."""
+        if busy:
+            return self._tick_s
+        if upcoming is None:
+            return self._idle_poll_s
+        until = (upcoming - datetime.now(UTC)).total_seconds()
+        return min(max(until, self._tick_s), self._idle_poll_s)
 
     async def _safely(self, client: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
         try:
@@ -207,10 +324,7 @@ class Dispatcher:
             async with self._pool().acquire() as conn:
                 await repository.postpone(conn, delivery["id"], self.owner, wait)
             return
-        async with self._pool().acquire() as conn:
-            number = await repository.start_attempt(
-                conn, delivery["id"], self.owner, request.idempotency_key
-            )
+        number = await self._started.submit((delivery["id"], request.idempotency_key))
         if number is None:
             raise LeaseLost(str(delivery["id"]))
         delivery = {**delivery, "attempts": number}
@@ -284,42 +398,70 @@ class Dispatcher:
             detail = f"{outcome.reason}: {outcome.network_message}"
         elif isinstance(outcome, Unknown):
             status, wait, detail = "unknown", UNKNOWN_RECHECK_S, outcome.reason
-        async with self._pool().acquire() as conn, conn.transaction():
-            done = await repository.finish_attempt(
-                conn,
-                delivery["id"],
-                self.owner,
-                outcome=outcome.kind,
-                detail=detail,
-                status=status,
-                next_attempt_in_s=wait,
-                remote_id=remote_id,
-                url=url,
-            )
-            if not done:
-                raise LeaseLost(str(delivery["id"]))
-            if channel_status is not None:
-                await repository.update_channel(
-                    conn, delivery["channel_id"], status=channel_status, last_error=detail
-                )
-            if status in ("published", "failed"):
-                await add_events(
-                    conn, events.delivery_done(delivery, status, remote_id, url, detail)
-                )
-                if delivery["kind"] == "post" and status == "published":
-                    # From now on the engagement job measures what the post achieves.
-                    await repository.track_engagement(
-                        conn,
-                        delivery["id"],
-                        delivery["tenant_id"],
-                        delivery["channel_id"],
-                        first_check_in_s=self._first_check_s,
-                    )
-                if delivery["post_id"] is not None:
-                    rolled = await repository.roll_up_post(conn, delivery["post_id"])
-                    if rolled is not None:
-                        log.info("post %s is %s", delivery["post_id"], rolled)
+        finish = repository.Finish(
+            delivery["id"], outcome.kind, detail, status, wait, remote_id, url
+        )
+        if not await self._finished.submit(_Finished(delivery, finish, channel_status)):
+            raise LeaseLost(str(delivery["id"]))
         self._observe(delivery, status)
+
+    async def _start_attempts(self, keys: list[tuple[uuid.UUID, str]]) -> list[int | None]:
+        """Attempt numbers of the deliveries, committed (before any of them goes out); None
+        where the lease was lost."""
+        async with self._pool().acquire() as conn:
+            started = await repository.start_attempts(conn, self.owner, keys)
+        return [started.get(delivery_id) for delivery_id, _ in keys]
+
+    async def _finish_attempts(self, batch: list[_Finished]) -> list[bool]:
+        """Record outcomes in one transaction, each fenced by its lease: False where the lease
+        was lost (nothing of that delivery is written; the others are)."""
+        closing = [f for f in batch if f.finish.status in ("published", "failed")]
+        async with self._pool().acquire() as conn, conn.transaction():
+            # Posts first, in id order, as the API locks them before their deliveries.
+            await repository.lock_posts(
+                conn, [f.delivery["post_id"] for f in closing if f.delivery["post_id"]]
+            )
+            done = await repository.finish_attempts(conn, self.owner, [f.finish for f in batch])
+            recorded = [f for f in batch if f.delivery["id"] in done]
+            for f in sorted(recorded, key=lambda f: f.delivery["channel_id"]):
+                if f.channel_status is not None:
+                    await repository.update_channel(
+                        conn,
+                        f.delivery["channel_id"],
+                        status=f.channel_status,
+                        last_error=f.finish.detail,
+                    )
+            closed = [f for f in closing if f.delivery["id"] in done]
+            await add_events(
+                conn,
+                [
+                    event
+                    for f in closed
+                    for event in events.delivery_done(
+                        f.delivery,
+                        f.finish.status,
+                        f.finish.remote_id,
+                        f.finish.url,
+                        f.finish.detail,
+                    )
+                ],
+            )
+            # From now on the engagement job measures what the posts achieve.
+            await repository.track_engagements(
+                conn,
+                [
+                    (f.delivery["id"], f.delivery["tenant_id"], f.delivery["channel_id"])
+                    for f in closed
+                    if f.delivery["kind"] == "post" and f.finish.status == "published"
+                ],
+                self._first_check_s,
+            )
+            rolled = await repository.roll_up_posts(
+                conn, [f.delivery["post_id"] for f in closed if f.delivery["post_id"]]
+            )
+        for post_id, post_status in rolled.items():
+            log.info("post %s is %s", post_id, post_status)
+        return [f.delivery["id"] in done for f in batch]
 
     def _observe(self, delivery: dict[str, Any], status: str) -> None:
         """Count a recorded outcome (after its commit) and, once out, how late it went out."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -492,28 +493,43 @@ async def claim_due(
     return [dict(r) for r in rows]
 
 
-async def start_attempt(
-    conn: Connection, delivery_id: uuid.UUID, owner: str, idempotency_key: str
-) -> int | None:
-    """Record an attempt before the network call; None if the lease was lost."""
-    # One statement, so one round trip and one commit per attempt (it is on the hot path).
-    number = await conn.fetchval(
+async def next_due(conn: Connection) -> datetime | None:
+    """When the next delivery not yet due falls due (None: none is scheduled)."""
+    due: datetime | None = await conn.fetchval(
+        """
+        SELECT min(next_attempt_at) FROM deliveries
+        WHERE status IN ('scheduled', 'publishing', 'unknown') AND next_attempt_at > now()
+        """
+    )
+    return due
+
+
+async def start_attempts(
+    conn: Connection, owner: str, keys: Sequence[tuple[uuid.UUID, str]]
+) -> dict[uuid.UUID, int]:
+    """Record an attempt of each (delivery, idempotency key) before the network calls, in one
+    statement (so one round trip and one commit for all of them): the attempt number of each
+    delivery `owner` still holds; one missing from the answer has lost its lease."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
         """
         WITH started AS (
-            UPDATE deliveries SET status = 'publishing', attempts = attempts + 1,
-                   first_attempt_at = coalesce(first_attempt_at, now()), updated_at = now()
-            WHERE id = $1 AND lease_owner = $2 AND lease_until > now()
-            RETURNING id, attempts
+            UPDATE deliveries d SET status = 'publishing', attempts = d.attempts + 1,
+                   first_attempt_at = coalesce(d.first_attempt_at, now()), updated_at = now()
+            FROM unnest($2::uuid[], $3::text[]) AS s(id, key)
+            WHERE d.id = s.id AND d.lease_owner = $1 AND d.lease_until > now()
+            RETURNING d.id, d.attempts, s.key
         )
         INSERT INTO attempts (delivery_id, number, idempotency_key)
-        SELECT id, attempts, $3 FROM started
-        RETURNING number
+        SELECT id, attempts, key FROM started
+        RETURNING delivery_id, number
         """,
-        delivery_id,
         owner,
-        idempotency_key,
+        [delivery_id for delivery_id, _ in keys],
+        [key for _, key in keys],
     )
-    return None if number is None else int(number)
+    return {r["delivery_id"]: int(r["number"]) for r in rows}
 
 
 async def postpone(conn: Connection, delivery_id: uuid.UUID, owner: str, wait_s: float) -> None:
@@ -530,100 +546,129 @@ async def postpone(conn: Connection, delivery_id: uuid.UUID, owner: str, wait_s:
     )
 
 
-async def finish_attempt(
-    conn: Connection,
-    delivery_id: uuid.UUID,
-    owner: str,
-    *,
-    outcome: str,
-    detail: str | None,
-    status: str,
-    next_attempt_in_s: float | None,
-    remote_id: str | None = None,
-    url: str | None = None,
-) -> bool:
-    """Record the outcome if `owner` still holds the lease; False means another replica took
-    the delivery over, and the caller must roll back."""
-    # One statement for the delivery and its attempt: a round trip less per publish.
-    done = await conn.fetchval(
+@dataclasses.dataclass(frozen=True)
+class Finish:
+    """The outcome of one attempt, as `finish_attempts` records it."""
+
+    delivery_id: uuid.UUID
+    outcome: str
+    detail: str | None
+    status: str
+    next_attempt_in_s: float | None
+    remote_id: str | None = None
+    url: str | None = None
+
+
+async def finish_attempts(
+    conn: Connection, owner: str, finished: Sequence[Finish]
+) -> set[uuid.UUID]:
+    """Record the outcomes of the deliveries `owner` still holds the lease of (the delivery and
+    its attempt, one statement for all); the ids recorded. One missing was taken over by another
+    replica: nothing of it was written."""
+    if not finished:
+        return set()
+    rows = await conn.fetch(
         """
-        WITH done AS (
-            UPDATE deliveries SET status = $3, last_error = $4,
-                   next_attempt_at = CASE WHEN $5::float8 IS NULL THEN next_attempt_at
-                                          ELSE now() + make_interval(secs => $5) END,
-                   remote_id = coalesce($6, remote_id), url = coalesce($7, url),
-                   published_at = CASE WHEN $3 = 'published' THEN now() ELSE published_at END,
+        WITH o AS (
+            SELECT * FROM unnest($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[],
+                                 $7::text[], $8::text[])
+                   AS o(id, status, detail, wait_s, remote_id, url, outcome)
+        ), done AS (
+            UPDATE deliveries d SET status = o.status, last_error = o.detail,
+                   next_attempt_at = CASE WHEN o.wait_s IS NULL THEN d.next_attempt_at
+                                          ELSE now() + make_interval(secs => o.wait_s) END,
+                   remote_id = coalesce(o.remote_id, d.remote_id), url = coalesce(o.url, d.url),
+                   published_at = CASE WHEN o.status = 'published' THEN now()
+                                       ELSE d.published_at END,
                    lease_owner = NULL, lease_until = NULL, updated_at = now()
-            WHERE id = $1 AND lease_owner = $2
-            RETURNING id
-        ), finished AS (
-            UPDATE attempts SET finished_at = now(), outcome = $8, detail = $4, remote_id = $6
-            WHERE delivery_id IN (SELECT id FROM done) AND finished_at IS NULL
+            FROM o WHERE d.id = o.id AND d.lease_owner = $1
+            RETURNING d.id
+        ), attempted AS (
+            UPDATE attempts a SET finished_at = now(), outcome = o.outcome, detail = o.detail,
+                   remote_id = o.remote_id
+            FROM o WHERE a.delivery_id = o.id AND a.finished_at IS NULL
+              AND a.delivery_id IN (SELECT id FROM done)
         )
-        SELECT EXISTS (SELECT 1 FROM done)
+        SELECT id FROM done
         """,
-        delivery_id,
         owner,
-        status,
-        detail,
-        next_attempt_in_s,
-        remote_id,
-        url,
-        outcome,
+        [f.delivery_id for f in finished],
+        [f.status for f in finished],
+        [f.detail for f in finished],
+        [f.next_attempt_in_s for f in finished],
+        [f.remote_id for f in finished],
+        [f.url for f in finished],
+        [f.outcome for f in finished],
     )
-    return bool(done)
+    return {r["id"] for r in rows}
 
 
-async def roll_up_post(conn: Connection, post_id: uuid.UUID) -> str | None:
-    """Set a post's status from its deliveries once they are all done; the new status or None."""
-    # Counted and set in one statement (it runs in every publish's transaction).
-    status = await conn.fetchval(
+async def lock_posts(conn: Connection, post_ids: Sequence[uuid.UUID]) -> None:
+    """Lock posts whose deliveries are being finished, in id order, for the caller's transaction:
+    two replicas finishing the last two deliveries of one post take turns, so the second sees
+    the first's and rolls the post up (counting side by side, neither would)."""
+    if post_ids:
+        await conn.execute(
+            "SELECT 1 FROM posts WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+            sorted(set(post_ids)),
+        )
+
+
+async def roll_up_posts(conn: Connection, post_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Set each post's status from its deliveries once they are all done (one statement for all
+    the posts); the posts so rolled up, with their status."""
+    if not post_ids:
+        return {}
+    rows = await conn.fetch(
         """
         WITH counts AS (
-            SELECT count(*) FILTER (WHERE status = 'published') AS published,
+            SELECT post_id,
+                   count(*) FILTER (WHERE status = 'published') AS published,
                    count(*) FILTER (WHERE status = 'failed') AS failed,
                    count(*) FILTER (WHERE status IN ('scheduled', 'publishing', 'unknown')) AS open
-            FROM deliveries WHERE post_id = $1
+            FROM deliveries WHERE post_id = ANY($1::uuid[]) GROUP BY post_id
         ), rolled AS (
-            SELECT CASE WHEN open > 0 THEN NULL
+            SELECT post_id,
+                   CASE WHEN open > 0 THEN NULL
                         WHEN failed = 0 THEN 'published'
                         WHEN published = 0 THEN 'failed'
                         ELSE 'partially_published' END AS status
             FROM counts
         ), updated AS (
             UPDATE posts SET status = rolled.status, updated_at = now() FROM rolled
-            WHERE posts.id = $1 AND posts.status = 'scheduled' AND rolled.status IS NOT NULL
+            WHERE posts.id = rolled.post_id AND posts.status = 'scheduled'
+              AND rolled.status IS NOT NULL
         )
-        SELECT status FROM rolled
+        SELECT post_id, status FROM rolled WHERE status IS NOT NULL
         """,
-        post_id,
+        sorted(set(post_ids)),
     )
-    return None if status is None else str(status)
+    return {r["post_id"]: str(r["status"]) for r in rows}
 
 
 # --- engagement ----------------------------------------------------------------------------------
 
 
-async def track_engagement(
+async def track_engagements(
     conn: Connection,
-    delivery_id: uuid.UUID,
-    tenant_id: str,
-    channel_id: uuid.UUID,
-    *,
+    published: Sequence[tuple[uuid.UUID, str, uuid.UUID]],
     first_check_in_s: float = 0.0,
 ) -> None:
-    """Start measuring a post delivery that was just published (once, however often called),
-    the first time `first_check_in_s` from now."""
+    """`track_engagement` of each (delivery, tenant, channel) just published, in one statement."""
+    if not published:
+        return
     await conn.execute(
         """
         INSERT INTO post_engagement (delivery_id, tenant_id, channel_id, published_at,
                                      next_check_at)
-        VALUES ($1, $2, $3, now(), now() + make_interval(secs => $4))
+        SELECT p.delivery_id, p.tenant_id, p.channel_id, now(),
+               now() + make_interval(secs => $4)
+        FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS p(delivery_id, tenant_id, channel_id)
         ON CONFLICT (delivery_id) DO NOTHING
         """,
-        delivery_id,
-        tenant_id,
-        channel_id,
+        [p[0] for p in published],
+        [p[1] for p in published],
+        [p[2] for p in published],
         first_check_in_s,
     )
 
