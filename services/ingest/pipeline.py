@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from services.ingest import repository
 from services.ingest.connectors.base import FetchedMention
 from services.ingest.listening import MatchInput
@@ -66,11 +68,14 @@ def content_hash(m: FetchedMention, kind: str | None = None) -> str:
     Engagement counts change constantly and are not edits. `kind` is the stored item's: the same
     status is a `mention` in the brand's notifications and a `reply` in its post's thread, and
     hearing it by the other route is not an edit."""
-    basis = json.dumps(
-        [m.text, m.edited_at.isoformat() if m.edited_at else None, m.deleted, kind or m.kind],
-        ensure_ascii=False,
-    )
-    return hashlib.sha256(basis.encode()).hexdigest()
+    parts = [m.text, m.edited_at.isoformat() if m.edited_at else None, m.deleted, kind or m.kind]
+    try:
+        # Byte for byte what `json.dumps(parts, ensure_ascii=False)` writes (stored hashes stay
+        # valid), at a fraction of its cost: orjson escapes each value the same way.
+        basis = b"[" + b", ".join(orjson.dumps(p) for p in parts) + b"]"
+    except orjson.JSONEncodeError:  # text orjson refuses (a lone surrogate): the original way
+        basis = json.dumps(parts, ensure_ascii=False).encode()
+    return hashlib.sha256(basis).hexdigest()
 
 
 def mention_kind(item_kind: str, replies_to_post_id: uuid.UUID | None) -> str:
