@@ -23,9 +23,33 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 
 from shared.auth import issue_token
+from shared.events import Author, MentionPayload, Thread, envelope_for
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]
+
+
+def mention_event(
+    tenant: str,
+    external_id: str,
+    text: str,
+    *,
+    root: str | None = None,
+    brand: str = "b",
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A `mention.received` envelope as ingest would publish it (written now, by default)."""
+    payload = MentionPayload(
+        mention_id=uuid.uuid4(),
+        source_id=uuid.uuid4(),
+        network="generic",
+        external_id=external_id,
+        text=text,
+        created_at=created_at or datetime.now(UTC),
+        author=Author(id="a-" + external_id, handle="@" + external_id),
+        thread=Thread(root_external_id=root or external_id),
+    )
+    return envelope_for(payload, tenant_id=tenant, brand_id=brand, occurred_at=payload.created_at)
 
 
 def free_port() -> int:

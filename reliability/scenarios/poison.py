@@ -22,10 +22,10 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from reliability.stack import ChaosStack
-from shared.events import Author, MentionPayload, Thread, envelope_for
 from shared.topics import MENTIONS, POSTS
 from smmctl import dlq
 from tests.support import REPO, post_mentions, token, wait_until
+from tests.support import mention_event as support_event
 
 log = logging.getLogger("reliability.poison")
 
@@ -50,18 +50,9 @@ DROP FUNCTION inbox.chaos_handler_bug();
 
 
 def mention_event(tenant: str, external_id: str, text: str) -> dict[str, Any]:
-    created = datetime.now(UTC) - timedelta(minutes=1)
-    payload = MentionPayload(
-        mention_id=uuid.uuid4(),
-        source_id=uuid.uuid4(),
-        network="generic",
-        external_id=external_id,
-        text=text,
-        created_at=created,
-        author=Author(id="a-" + external_id, handle="@" + external_id),
-        thread=Thread(root_external_id=external_id),
+    return support_event(
+        tenant, external_id, text, brand=BRAND, created_at=datetime.now(UTC) - timedelta(minutes=1)
     )
-    return envelope_for(payload, tenant_id=tenant, brand_id=BRAND, occurred_at=created)
 
 
 def poison_values(tenant: str, n: int) -> list[tuple[str, bytes, str]]:

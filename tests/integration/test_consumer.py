@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -17,11 +16,11 @@ from faststream.kafka import KafkaBroker
 from services.inbox.workflow import receive
 from shared.consumer import IdempotentBatchConsumer, Record
 from shared.db import Connection, WriteConflict, create_pool
-from shared.events import Author, MentionPayload, MentionReceived, Thread, envelope_for
+from shared.events import MentionReceived
 from shared.metrics import ServiceMetrics
 from shared.topics import MENTIONS
 from tests.conftest import SessionStack
-from tests.support import wait_until
+from tests.support import mention_event, wait_until
 
 
 @pytest.fixture
@@ -43,24 +42,10 @@ async def broker(stack: SessionStack) -> AsyncIterator[KafkaBroker]:
         await broker.stop()
 
 
-def mention(tenant: str, external_id: str, text: str, root: str) -> dict[str, Any]:
-    payload = MentionPayload(
-        mention_id=uuid.uuid4(),
-        source_id=uuid.uuid4(),
-        network="generic",
-        external_id=external_id,
-        text=text,
-        created_at=datetime.now(UTC),
-        author=Author(id="a", handle="@a"),
-        thread=Thread(root_external_id=root),
-    )
-    return envelope_for(payload, tenant_id=tenant, brand_id="b", occurred_at=payload.created_at)
-
-
 def records(stack: SessionStack, tenant: str, texts: Sequence[str]) -> list[Record]:
     out = []
     for offset, text in enumerate(texts):
-        event = mention(tenant, f"e-{offset}", text, f"e-{offset}")
+        event = mention_event(tenant, f"e-{offset}", text)
         out.append(
             Record(
                 topic=stack.topic(MENTIONS.name),
@@ -165,9 +150,9 @@ async def test_two_transactions_opening_the_same_thread_end_in_one_conversation(
     """A new thread's conversation is inserted with its state when the batch is saved; a second
     transaction that started the same thread meanwhile gets a transient conflict (its batch is
     redelivered) and, applied again, joins the first one's conversation."""
-    first = MentionReceived.model_validate(mention(tenant, "r-1", "Where is my order?", "r-1"))
+    first = MentionReceived.model_validate(mention_event(tenant, "r-1", "Where is my order?"))
     second = MentionReceived.model_validate(
-        mention(tenant, "r-2", "Still waiting for my order", "r-1")
+        mention_event(tenant, "r-2", "Still waiting for my order", root="r-1")
     )
     async with inbox_pool.acquire() as a, inbox_pool.acquire() as b:
         ta, tb = a.transaction(), b.transaction()

@@ -13,15 +13,9 @@ import asyncpg
 from faststream.kafka import KafkaBroker
 
 from shared.consumer import IdempotentBatchConsumer, Record
-from shared.events import (
-    Author,
-    MentionDeletedPayload,
-    MentionPayload,
-    MentionReceived,
-    Thread,
-    envelope_for,
-)
+from shared.events import MentionDeletedPayload, MentionReceived, envelope_for
 from shared.metrics import ServiceMetrics
+from tests.support import mention_event
 
 MODELS: dict[str, type[Any]] = {"mention.received": MentionReceived}
 
@@ -41,18 +35,7 @@ def consumer() -> IdempotentBatchConsumer[Any]:
 
 
 def received(**changes: Any) -> dict[str, Any]:
-    payload = MentionPayload(
-        mention_id=uuid.uuid4(),
-        source_id=uuid.uuid4(),
-        network="generic",
-        external_id="e-1",
-        text="Where is my parcel?",
-        created_at=datetime.now(UTC),
-        author=Author(id="a", handle="@a"),
-        thread=Thread(root_external_id="e-1"),
-    )
-    event = envelope_for(payload, tenant_id="t-1", brand_id="b", occurred_at=payload.created_at)
-    return {**event, **changes}
+    return {**mention_event("t-1", "e-1", "Where is my parcel?"), **changes}
 
 
 def record(body: dict[str, Any], header: str | None, offset: int = 0) -> Record:
