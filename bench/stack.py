@@ -135,8 +135,9 @@ def _cpu_s(proc: psutil.Process) -> float:
 
 
 def cpu_seconds(database: str, services: Mapping[str, int]) -> dict[str, float]:
-    """CPU seconds used so far by each service, by this database's Postgres backends and by the
-    dev stack's Kafka broker: what a mention costs, whatever else shares the machine."""
+    """CPU seconds used so far by each service, by this database's Postgres backends serving the
+    services (not the benchmark's own connections, which log in as the admin role) and by the dev
+    stack's Kafka broker: what a mention costs, whatever else shares the machine."""
     out: dict[str, float] = {}
     for name, pid in services.items():
         with contextlib.suppress(psutil.Error):
@@ -146,7 +147,11 @@ def cpu_seconds(database: str, services: Mapping[str, int]) -> dict[str, float]:
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = " ".join(proc.info["cmdline"] or [])
         with contextlib.suppress(psutil.Error):
-            if cmdline.startswith("postgres:") and f" {database} " in cmdline:
+            if (
+                cmdline.startswith("postgres:")
+                and f" {database} " in cmdline
+                and not cmdline.startswith(f"postgres: {dev_postgres.ADMIN_ROLE} ")
+            ):
                 postgres += _cpu_s(proc)
             elif "java" in cmdline and "kafka" in cmdline and home in cmdline:
                 kafka += _cpu_s(proc)

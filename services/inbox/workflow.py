@@ -524,6 +524,9 @@ async def _receive_for_tenant(
             _apply_rules(arrival, ruleset.evaluate(rule_item(item)))
         arrivals.append(arrival)
     convs = await repository.lock_conversations(conn, [a.conv_key for a in arrivals], now)
+    # Only a conversation that had items before this batch can have items to bring up to date:
+    # a new one's items are all stored below with its final state.
+    older = {c.id for c in convs.values() if c.stored}
     out = Outcome()
     for a in arrivals:
         conv, item = convs[a.conv_key], a.item
@@ -546,7 +549,10 @@ async def _receive_for_tenant(
         await repository.set_last_assigned(conn, tenant_id, tid, team_last)
     for a in stored:
         await _follow_up(conn, convs[a.conv_key], a, settings[a.item["brand_id"]], out, now)
-    await repository.sync_items(conn, [c.id for c in convs.values()])
+        if a.hide or a.auto_reply is not None:
+            older.add(convs[a.conv_key].id)  # a rule action may move the conversation on
+    if older:
+        await repository.sync_items(conn, list(older))
     await repository.insert_activity(conn, out.activity)
     # Events of items that were not stored (a race with another replica) are dropped.
     keep = {str(a.item["id"]) for a in stored}
