@@ -379,26 +379,19 @@ async def audience(
         tz=tz.key,
         channel_id=channel_id,
     )
-    per_channel: dict[uuid.UUID, list[dict[str, Any]]] = defaultdict(list)
-    for r in rows:  # by channel, then bucket start
-        per_channel[r["channel_id"]].append(r)
     channels = []
-    for channel, points in per_channel.items():
-        first, last = int(points[0]["first"]), int(points[-1]["followers"])
+    for r in rows:
+        first, last = int(r["first"]), int(r["followers"][-1])
         channels.append(
             ChannelAudience(
-                channel_id=channel,
-                network=points[-1]["network"],
+                channel_id=r["channel_id"],
+                network=r["network"],
                 first=first,
                 last=last,
                 change=last - first,
                 points=[
-                    AudiencePointOut(
-                        start=p["start"].astimezone(tz),
-                        followers=p["followers"],
-                        measured_at=p["measured_at"],
-                    )
-                    for p in points
+                    AudiencePointOut(start=start.astimezone(tz), followers=n, measured_at=at)
+                    for start, n, at in zip(r["starts"], r["followers"], r["measured"], strict=True)
                 ],
             )
         )

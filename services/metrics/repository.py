@@ -858,26 +858,35 @@ async def audience(
     tz: str,
     channel_id: uuid.UUID | None,
 ) -> list[dict[str, Any]]:
-    """Each channel's last measurement of each bucket measured in [start, end) (UTC hours, or
-    days/weeks/months from local midnight in `tz`), by channel and bucket start, with the
-    channel's first measurement of the period. The reduction runs here rather than per row in
-    Python: a 30-day hour series is 1,440 rows, and reducing them in Python cost more than the
-    query (docs/benchmarks.md)."""
+    """Per channel: the last measurement of each bucket measured in [start, end) (UTC hours, or
+    days/weeks/months from local midnight in `tz`) as arrays in bucket order, the network of the
+    period's last measurement and the followers of its first. Reduced here, one row a channel:
+    a 30-day hour series is 1,440 measurements, and reducing or even decoding them row by row
+    cost more in Python than the query (docs/benchmarks.md)."""
     rows = await conn.fetch(
         """
-        SELECT DISTINCT ON (channel_id, start) channel_id, start, network, followers, measured_at,
-               first_value(followers) OVER (PARTITION BY channel_id ORDER BY measured_at) AS first
+        SELECT channel_id, (array_agg(network ORDER BY start DESC))[1] AS network,
+               min(first) AS first, array_agg(start ORDER BY start) AS starts,
+               array_agg(followers ORDER BY start) AS followers,
+               array_agg(measured_at ORDER BY start) AS measured
         FROM (
-            SELECT channel_id, network, followers, measured_at, bucket,
-                   date_trunc($6, measured_at, CASE WHEN $6 = 'hour' THEN 'UTC' ELSE $7 END)
-                       AS start
-            FROM audience_hourly
-            WHERE tenant_id = $1 AND brand_id = $2
-              AND bucket >= date_trunc('hour', $3::timestamptz) AND bucket < $4
-              AND measured_at >= $3 AND measured_at < $4
-              AND ($5::uuid IS NULL OR channel_id = $5)
-        ) m
-        ORDER BY channel_id, start, measured_at DESC, bucket DESC
+            SELECT DISTINCT ON (channel_id, start) channel_id, start, network, followers,
+                   measured_at,
+                   first_value(followers) OVER (PARTITION BY channel_id ORDER BY measured_at)
+                       AS first
+            FROM (
+                SELECT channel_id, network, followers, measured_at, bucket,
+                       date_trunc($6, measured_at, CASE WHEN $6 = 'hour' THEN 'UTC' ELSE $7 END)
+                           AS start
+                FROM audience_hourly
+                WHERE tenant_id = $1 AND brand_id = $2
+                  AND bucket >= date_trunc('hour', $3::timestamptz) AND bucket < $4
+                  AND measured_at >= $3 AND measured_at < $4
+                  AND ($5::uuid IS NULL OR channel_id = $5)
+            ) m
+            ORDER BY channel_id, start, measured_at DESC, bucket DESC
+        ) last_per_bucket
+        GROUP BY channel_id
         """,
         tenant_id,
         brand_id,
