@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import itertools
 import json
 import math
@@ -653,6 +654,8 @@ async def measure(
     three times in ten the agent scrolls on for two or three more pages."""
     rng = random.Random(seed)  # noqa: S311 -- reproducible parameters
     samples: dict[str, list[Sample]] = {shape.name: [] for shape in SHAPES}
+    gc.collect()
+    gc.freeze()  # as the inbox does at start (shared/runtime.py)
     for round_ in range(warmup + iterations):
         for shape in SHAPES:
             filters, label = shape.pick(rng, catalog)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
@@ -209,6 +210,11 @@ def create_app(runtime: Runtime, wire: Wire, migrations: Path) -> FastAPI:
         if runtime.lag is not None:
             tasks.append(asyncio.create_task(runtime.lag.run(), name="consumer-lag"))
         tasks += [asyncio.create_task(job()) for job in runtime.background]
+        # What is loaded by now (modules, models, routes, pools) lives as long as the process.
+        # Frozen, it is out of the garbage collector's walk: a full collection over it cost
+        # 14-22 ms in the middle of API calls (the metrics queries' p99) and CPU in every consumer.
+        gc.collect()
+        gc.freeze()
         log.info("%s ready on %s:%d", runtime.service, s.http_host, s.http_port)
         try:
             yield
