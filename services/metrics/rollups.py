@@ -13,13 +13,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import regex
 
-from services.metrics.periods import Unit, floor
 from shared.events import Engagement, MentionPayload, PostEngagementPayload, QueryMatch
 
 HOURLY = "hourly"
@@ -214,26 +212,3 @@ def engagement_rate(engaged: int | None, followers: int | None) -> float | None:
     if engaged is None or not followers:
         return None
     return engaged / followers
-
-
-@dataclass(frozen=True)
-class AudiencePoint:
-    """A channel's followers in a bucket: the last measurement the bucket holds."""
-
-    start: datetime
-    followers: int
-    measured_at: datetime
-
-
-def last_per_bucket(
-    measurements: Iterable[tuple[datetime, int]], unit: Unit, tz: ZoneInfo
-) -> list[AudiencePoint]:
-    """(measured_at, followers) reduced to the last value of each bucket, buckets in order. Day,
-    week and month buckets start at local midnight of `tz` (a 23- or 25-hour day across DST)."""
-    last: dict[datetime, AudiencePoint] = {}
-    for measured_at, followers in measurements:
-        start = floor(measured_at, unit, tz).astimezone(UTC)
-        seen = last.get(start)
-        if seen is None or measured_at > seen.measured_at:
-            last[start] = AudiencePoint(start.astimezone(tz), followers, measured_at)
-    return [last[k] for k in sorted(last)]

@@ -289,6 +289,11 @@ async def test_audience_buckets_from_the_stored_hours_across_dst_and_a_half_hour
         (utc(26, 17, 40), 106),  # 23:10 IST on the 26th
         (utc(26, 18, 10), 99),  # replaced by the later count of the same UTC hour
         (utc(26, 18, 40), 107),  # 00:10 IST on the 27th
+        # Berlin enters summer time on 29 Mar 2026 (a 23-hour day).
+        (datetime(2026, 3, 28, 22, 59, tzinfo=UTC), 10),  # 23:59 CET on the 28th
+        (datetime(2026, 3, 28, 23, 0, tzinfo=UTC), 11),  # 00:00 CET on the 29th
+        (datetime(2026, 3, 29, 21, 59, tzinfo=UTC), 12),  # 23:59 CEST on the 29th
+        (datetime(2026, 3, 29, 22, 0, tzinfo=UTC), 13),  # 00:00 CEST on the 30th
     ]
     events = [measured(tenant, P1, MASTODON, at, followers=n) for at, n in followers]
     await consumer.handle(_records(stack, tenant, events, 80_000))
@@ -318,6 +323,13 @@ async def test_audience_buckets_from_the_stored_hours_across_dst_and_a_half_hour
     assert weeks == [("2026-10-19T00:00:00+02:00", 104), ("2026-10-26T00:00:00+01:00", 107)]
     months, _ = await points("Europe/Berlin", "month", "2026-10-01", "2026-11-01")
     assert months == [("2026-10-01T00:00:00+02:00", 107)]
+
+    spring, _ = await points("Europe/Berlin", "day", "2026-03-28", "2026-03-31")
+    assert spring == [
+        ("2026-03-28T00:00:00+01:00", 10),
+        ("2026-03-29T00:00:00+01:00", 12),
+        ("2026-03-30T00:00:00+02:00", 13),
+    ]
 
     kolkata, channel = await points("Asia/Kolkata", "day", "2026-10-26", "2026-10-28")
     assert kolkata == [("2026-10-26T00:00:00+05:30", 106), ("2026-10-27T00:00:00+05:30", 107)]
