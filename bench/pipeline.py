@@ -575,7 +575,7 @@ def doc_body(r: dict[str, Any]) -> str:
         )
     extra = (
         "\n\nCPU used per 1,000 mentions during the throughput phase (the services' processes, "
-        "this database's Postgres backends, the broker), whatever else shares the machine; "
+        "the Postgres backends serving them, the broker), whatever else shares the machine; "
         f"at that cost {r.get('cpu_bound_per_s', 0):,} mentions/s would fill every core:\n\n"
         + table(["component", "CPU ms per 1,000 mentions"], cpu_rows)
         + profile
