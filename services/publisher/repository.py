@@ -654,7 +654,8 @@ async def track_engagements(
     published: Sequence[tuple[uuid.UUID, str, uuid.UUID]],
     first_check_in_s: float = 0.0,
 ) -> None:
-    """`track_engagement` of each (delivery, tenant, channel) just published, in one statement."""
+    """Start measuring each (delivery, tenant, channel) just published, once however often
+    called, the first time `first_check_in_s` from now (one statement for all)."""
     if not published:
         return
     await conn.execute(
