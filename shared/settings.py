@@ -111,6 +111,12 @@ class PublisherSettings(ServiceSettings):
         default=60.0, ge=2, description="A claimed delivery's lease; a dead replica's expires."
     )
     dispatch_batch: int = Field(default=50, ge=1, le=1000)
+    dispatch_network_calls: int = Field(
+        default=48,
+        ge=1,
+        le=1000,
+        description="Network calls open at once per replica; raise it when networks answer slowly.",
+    )
     network_timeout_s: float = Field(
         default=20.0, gt=0, description="Past this, a publish call's outcome is unknown."
     )

@@ -41,6 +41,7 @@ def wire(rt: Runtime) -> APIRouter:
             box=box,
             lease_s=settings.dispatch_lease_s,
             batch=settings.dispatch_batch,
+            network_concurrency=settings.dispatch_network_calls,
             network_timeout_s=settings.network_timeout_s,
             limiter=limiter,
             metrics=rt.metrics,
