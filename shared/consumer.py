@@ -32,8 +32,6 @@ from shared.db import TRANSIENT_DB_ERRORS, Connection, WriteConflict
 from shared.metrics import ServiceMetrics
 
 log = logging.getLogger("opensmm.consumer")
-# Set by every outbox relay (shared/outbox.py) to the event's `type`.
-_TYPE_HEADER = "smm-event-type"
 
 E = TypeVar("E", bound=BaseModel)
 Effect = Callable[[Connection, Sequence[E]], Awaitable[None]]
@@ -137,7 +135,7 @@ class IdempotentBatchConsumer(Generic[E]):
         poison: list[_Poison] = []
         seen: set[uuid.UUID] = set()
         for record in records:
-            item = self._fast_decode(record) or self._full_decode(record, poison)
+            item = self._decode_one(record, poison)
             if item is None:
                 continue
             if item.event_id in seen:
@@ -149,33 +147,7 @@ class IdempotentBatchConsumer(Generic[E]):
             self._metrics.events_failed.labels(self._label(p.record.topic), p.reason).inc()
         return decoded, poison
 
-    def _fast_decode(self, record: Record) -> _Decoded[E] | None:
-        """The event parsed straight from its bytes into the model its `smm-event-type` header
-        names (every outbox relay sets it), or None to take the full path: no header, a type
-        this consumer does not read, or anything the model or the checks reject — the full path
-        then says exactly what is wrong. Skipping the intermediate dict halves decoding."""
-        raw = next((v for k, v in record.headers if k == _TYPE_HEADER), None)
-        hinted = raw.decode("utf-8", "replace") if raw else ""
-        model = self._models.get(hinted)
-        if model is None:
-            return None
-        try:
-            event = model.model_validate_json(record.value or b"")
-        except ValidationError:
-            return None
-        version = getattr(event, "schema_version", None)
-        event_id = getattr(event, "event_id", None)
-        if (
-            getattr(event, "type", None) != hinted
-            or not isinstance(event_id, uuid.UUID)
-            or "event_id" not in event.model_fields_set
-            or not isinstance(version, int)
-            or not 1 <= version <= self._versions.get(hinted, 1)
-        ):
-            return None
-        return _Decoded(event, event_id, record)
-
-    def _full_decode(self, record: Record, poison: list[_Poison]) -> _Decoded[E] | None:
+    def _decode_one(self, record: Record, poison: list[_Poison]) -> _Decoded[E] | None:
         """The event checked step by step; None when it is poison (added to `poison`) or another
         consumer's type."""
         try:

@@ -51,7 +51,9 @@ def discover(stream: str, folder: Path) -> list[Migration]:
 
 
 async def migrate(conn: Connection, schema: str, service_folder: Path) -> list[str]:
-    """Apply pending migrations to `schema`; return the names applied."""
+    """Apply pending migrations to `schema`; return the names applied. The connection is left
+    with its search_path on `schema` (tools go on using it; a pooled connection is reset by its
+    owner, shared/runtime.py)."""
     if not _SCHEMA.match(schema):
         raise MigrationError(f"invalid schema name {schema!r}")
     pending = discover("shared", SHARED_MIGRATIONS) + discover(schema, service_folder)

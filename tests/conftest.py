@@ -14,6 +14,7 @@ import pytest
 
 from devstack import postgres as dev_postgres
 from devstack import state as dev
+from shared.db import create_pool
 from shared.settings import SERVICE_NAMES
 from shared.topics import delete_topics, ensure_topics
 from tests.support import ServiceProcess, free_port
@@ -104,6 +105,39 @@ async def admin_db(stack: SessionStack) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
+
+
+async def _service_pool(stack: SessionStack, service: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a service's schema as the service's own role (its migrations have run)."""
+    pool = await create_pool(stack.service_dsn(service), schema=service)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def inbox_pool(
+    stack: SessionStack, services: dict[str, ServiceProcess]
+) -> AsyncIterator[asyncpg.Pool]:
+    async for pool in _service_pool(stack, "inbox"):
+        yield pool
+
+
+@pytest.fixture
+async def publisher_pool(
+    stack: SessionStack, services: dict[str, ServiceProcess]
+) -> AsyncIterator[asyncpg.Pool]:
+    async for pool in _service_pool(stack, "publisher"):
+        yield pool
+
+
+@pytest.fixture
+async def metrics_pool(
+    stack: SessionStack, services: dict[str, ServiceProcess]
+) -> AsyncIterator[asyncpg.Pool]:
+    async for pool in _service_pool(stack, "metrics"):
+        yield pool
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import io
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,7 +23,6 @@ from faststream.kafka import KafkaBroker
 from services.metrics.handlers import MENTION_MODELS, MentionEvent, apply_mentions
 from services.metrics.rollups import hashtags, share_of_voice
 from shared.consumer import IdempotentBatchConsumer, Record
-from shared.db import create_pool
 from shared.events import (
     Author,
     MentionPayload,
@@ -645,17 +644,6 @@ async def test_the_brand_zone_and_bad_input(
     assert r.status_code == 422
     assert r.json()["details"][0]["field"] == "query.limit"
     assert (await http.get(f"{brand}/backlog")).status_code == 401
-
-
-@pytest.fixture
-async def metrics_pool(
-    stack: SessionStack, services: dict[str, ServiceProcess]
-) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(stack.service_dsn("metrics"), schema="metrics")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def _records(stack: SessionStack, tenant: str, events: Sequence[Json]) -> list[Record]:

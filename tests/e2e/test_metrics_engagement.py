@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,7 +19,6 @@ from faststream.kafka import KafkaBroker
 
 from services.metrics.handlers import POST_MODELS, PostEvent, apply_posts
 from shared.consumer import IdempotentBatchConsumer, Record
-from shared.db import create_pool
 from shared.events import (
     EventModel,
     PostEngagementPayload,
@@ -42,17 +41,6 @@ P1, P2, P3, P4 = (uuid.uuid4() for _ in range(4))
 
 def t(hours: float, day: int = 0) -> datetime:
     return DAY + timedelta(days=day, hours=hours)
-
-
-@pytest.fixture
-async def metrics_pool(
-    stack: SessionStack, services: dict[str, ServiceProcess]
-) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(stack.service_dsn("metrics"), schema="metrics")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def _event(tenant: str, payload: EventModel, event_type: str, at: datetime) -> Json:
@@ -117,6 +105,18 @@ def _records(stack: SessionStack, tenant: str, events: Sequence[Json], first: in
     ]
 
 
+def posts_consumer(stack: SessionStack, pool: asyncpg.Pool) -> IdempotentBatchConsumer[PostEvent]:
+    """Metrics' consumer of smm.posts.v1, fed records directly by the tests."""
+    return IdempotentBatchConsumer[PostEvent](
+        name="metrics.posts",
+        pool_provider=lambda: pool,
+        broker=KafkaBroker(stack.bootstrap),
+        metrics=ServiceMetrics("test"),
+        models=POST_MODELS,
+        effect=apply_posts,
+    )
+
+
 async def _get(http: httpx.AsyncClient, url: str, headers: dict[str, str], **params: Any) -> Json:
     r = await http.get(url, params=params, headers=headers)
     assert r.status_code == 200, r.text
@@ -130,14 +130,7 @@ async def test_engagement_audience_and_per_channel_publishing_from_the_events(
     http: httpx.AsyncClient,
     tenant: str,
 ) -> None:
-    consumer = IdempotentBatchConsumer[PostEvent](
-        name="metrics.posts",
-        pool_provider=lambda: metrics_pool,
-        broker=KafkaBroker(stack.bootstrap),
-        metrics=ServiceMetrics("test"),
-        models=POST_MODELS,
-        effect=apply_posts,
-    )
+    consumer = posts_consumer(stack, metrics_pool)
     lifecycle = [
         # P1 on two channels at their own times (per-channel post.scheduled).
         scheduled(tenant, P1, MASTODON, t(10)),
@@ -266,14 +259,7 @@ async def test_audience_buckets_from_the_stored_hours_across_dst_and_a_half_hour
     http: httpx.AsyncClient,
     tenant: str,
 ) -> None:
-    consumer = IdempotentBatchConsumer[PostEvent](
-        name="metrics.posts",
-        pool_provider=lambda: metrics_pool,
-        broker=KafkaBroker(stack.bootstrap),
-        metrics=ServiceMetrics("test"),
-        models=POST_MODELS,
-        effect=apply_posts,
-    )
+    consumer = posts_consumer(stack, metrics_pool)
 
     def utc(day: int, hour: int, minute: int) -> datetime:
         return datetime(2026, 10, day, hour, minute, tzinfo=UTC)

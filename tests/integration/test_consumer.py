@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import asyncpg
 import pytest
@@ -15,21 +14,12 @@ from faststream.kafka import KafkaBroker
 
 from services.inbox.workflow import receive
 from shared.consumer import IdempotentBatchConsumer, Record
-from shared.db import Connection, WriteConflict, create_pool
+from shared.db import Connection, WriteConflict
 from shared.events import MentionReceived
 from shared.metrics import ServiceMetrics
 from shared.topics import MENTIONS
 from tests.conftest import SessionStack
 from tests.support import mention_event, wait_until
-
-
-@pytest.fixture
-async def inbox_pool(stack: SessionStack, services: dict[str, Any]) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(stack.service_dsn("inbox"), schema="inbox")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture

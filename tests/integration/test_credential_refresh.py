@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from cryptography.fernet import Fernet
 
 from services.publisher import repository
 from services.publisher.adapters.bluesky import BlueskyChannel, BlueskyPublisher
 from services.publisher.credentials import refresh_one
 from shared.crypto import SecretBox
-from shared.db import create_pool
-from tests.conftest import SessionStack
 from tests.fakes.publish_bluesky import APP_PASSWORD, BRAND_HANDLE, FakeBlueskyPds
 from tests.fakes.server import serve
-
-
-@pytest.fixture
-async def publisher_pool(
-    stack: SessionStack, services: dict[str, Any]
-) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(stack.service_dsn("publisher"), schema="publisher")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def test_channels_are_refreshed_before_expiry_and_flagged_when_refused(

@@ -5,30 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from shared.db import create_pool
 from shared.outbox import OutgoingEvent, add_events
 from shared.topics import POSTS
 from tests.conftest import SessionStack
 from tests.support import wait_until
-
-
-@pytest.fixture
-async def publisher_pool(
-    stack: SessionStack, services: dict[str, Any]
-) -> AsyncIterator[asyncpg.Pool]:
-    # The publisher service migrated its schema; it has no relay traffic of its own yet.
-    pool = await create_pool(stack.service_dsn("publisher"), schema="publisher")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 def _event(tenant: str, n: int) -> OutgoingEvent:

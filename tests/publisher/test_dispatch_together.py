@@ -6,33 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import asyncpg
 import httpx
-import pytest
 from cryptography.fernet import Fernet
 
 from services.publisher import repository
 from services.publisher.adapters.base import ChannelConfig, Published, PublishRequest
 from services.publisher.dispatcher import Dispatcher
 from shared.crypto import SecretBox
-from shared.db import create_pool
-from tests.conftest import SessionStack
 
 OTHER_REPLICA = "another-replica:1:feedbeef"
-
-
-@pytest.fixture
-async def publisher_pool(
-    stack: SessionStack, services: dict[str, Any]
-) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(stack.service_dsn("publisher"), schema="publisher")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 class AnyConfig(ChannelConfig):

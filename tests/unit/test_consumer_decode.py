@@ -1,6 +1,6 @@
-"""How the batch consumer turns records into events: the outbox's `smm-event-type` header lets
-it parse bytes straight into the model, and whatever that header says, an event decodes to the
-same thing and bad input is named the same way as without it."""
+"""How the batch consumer turns records into events: bad input is named precisely, an event
+without its id is poison (a made-up id would defeat exactly-once), another consumer's type is
+skipped, and one event twice in a batch is applied once."""
 
 from __future__ import annotations
 
@@ -38,28 +38,19 @@ def received(**changes: Any) -> dict[str, Any]:
     return {**mention_event("t-1", "e-1", "Where is my parcel?"), **changes}
 
 
-def record(body: dict[str, Any], header: str | None, offset: int = 0) -> Record:
-    headers = (("smm-event-type", header.encode()),) if header is not None else ()
-    return Record("smm.mentions.v1", 0, offset, b"t-1", json.dumps(body).encode(), headers)
+def record(body: dict[str, Any], offset: int = 0) -> Record:
+    return Record("smm.mentions.v1", 0, offset, b"t-1", json.dumps(body).encode(), ())
 
 
-def test_the_header_path_and_the_full_path_decode_the_same_event() -> None:
+def test_an_event_decodes_with_the_id_it_was_sent_with() -> None:
     body = received()
-    fast, poison = consumer()._decode([record(body, "mention.received")])
-    full, _ = consumer()._decode([record(body, None)])
+    decoded, poison = consumer()._decode([record(body)])
     assert poison == []
-    assert [d.event for d in fast] == [d.event for d in full]
-    assert fast[0].event_id == uuid.UUID(body["event_id"])
-    assert fast[0].event.payload.text == "Where is my parcel?"
+    assert [d.event_id for d in decoded] == [uuid.UUID(body["event_id"])]
+    assert decoded[0].event.payload.text == "Where is my parcel?"
 
 
-def test_a_header_that_disagrees_with_the_body_is_not_trusted() -> None:
-    body = received()
-    # Named as a type this consumer does not read, or as another type: the body decides.
-    for header in ("mention.deleted", "item.created", ""):
-        decoded, poison = consumer()._decode([record(body, header)])
-        assert poison == []
-        assert [d.event_id for d in decoded] == [uuid.UUID(body["event_id"])]
+def test_another_consumers_event_type_is_skipped_not_poison() -> None:
     deleted = envelope_for(
         MentionDeletedPayload(
             mention_id=uuid.uuid4(),
@@ -71,28 +62,29 @@ def test_a_header_that_disagrees_with_the_body_is_not_trusted() -> None:
         brand_id="b",
         occurred_at=datetime.now(UTC),
     )
-    decoded, poison = consumer()._decode([record(deleted, "mention.received")])
-    assert (decoded, poison) == ([], [])  # not ours, whatever the header claims
+    assert consumer()._decode([record(deleted)]) == ([], [])
 
 
-def test_bad_events_are_named_exactly_with_or_without_the_header() -> None:
+def test_bad_events_are_poison_named_for_what_is_wrong() -> None:
     cases = {
         "schema-invalid event": received(tenant_id=""),
         "event has no valid 'event_id'": {k: v for k, v in received().items() if k != "event_id"},
         "unsupported schema_version 9": received(schema_version=9),
+        "event has no string 'type'": received(type=None),
     }
     for expected, body in cases.items():
-        for header in ("mention.received", None):
-            decoded, poison = consumer()._decode([record(body, header)])
-            assert decoded == []
-            assert len(poison) == 1
-            assert poison[0].reason == "schema"
-            assert poison[0].error.startswith(expected), (header, poison[0].error)
+        decoded, poison = consumer()._decode([record(body)])
+        assert decoded == []
+        assert len(poison) == 1
+        assert poison[0].reason == "schema"
+        assert poison[0].error.startswith(expected), poison[0].error
+    undecodable = Record("smm.mentions.v1", 0, 0, b"t-1", b"{not json", ())
+    _, poison = consumer()._decode([undecodable])
+    assert [p.reason for p in poison] == ["decode"]
 
 
 def test_one_event_twice_in_a_batch_is_applied_once() -> None:
     body = received()
-    batch = [record(body, "mention.received", 0), record(body, None, 1)]
-    decoded, poison = consumer()._decode(batch)
+    decoded, poison = consumer()._decode([record(body, 0), record(body, 1)])
     assert poison == []
     assert [d.record.offset for d in decoded] == [0]
